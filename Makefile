@@ -1,0 +1,37 @@
+# Every target does its own set-up: a fresh clone needs only Python >= 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+# An extra requirement for the virtualenv, e.g. DJANGO="Django~=6.1.0".
+DJANGO ?=
+PORT ?= 8000
+HOST ?= 127.0.0.1
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint typecheck pytest bench soak clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]' $(if $(DJANGO),"$(DJANGO)")
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python -m daphne -b $(HOST) -p $(PORT) demo_project.asgi:application
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache

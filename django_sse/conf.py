@@ -1,0 +1,42 @@
+"""The ``DJANGO_SSE`` setting: one dict, read lazily so tests can override it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds of silence after which a ": ping" comment keeps proxies from closing the stream.
+    "PING_INTERVAL": 15.0,
+    # Seconds EventStreamMiddleware waits for a stream's first event before sending headers, so
+    # that an exception raised early (Http404, PermissionDenied) becomes a real error response.
+    "FIRST_EVENT_WAIT": 0.25,
+    # Encoded events buffered per stream before its generator is paused (backpressure).
+    "STREAM_BUFFER": 256,
+    # Events a subscriber may fall behind before it is disconnected (it then resumes by id).
+    "SUBSCRIBER_QUEUE": 1000,
+    # Replay log: how many events per group are kept, and for how long (seconds).
+    "REPLAY_WINDOW": 1000,
+    "REPLAY_TTL": 24 * 3600,
+    # "memory" (one process), "redis" (shared), or None to turn replay off.
+    "REPLAY_BACKEND": "memory",
+    "REDIS_URL": None,
+    # Prefix for channel-layer groups and Redis keys, so several projects can share a broker.
+    "KEY_PREFIX": "django_sse",
+}
+
+
+def get(name: str) -> Any:
+    """Return one option of ``settings.DJANGO_SSE``, falling back to its default."""
+    configured = getattr(settings, "DJANGO_SSE", {}) or {}
+    if not isinstance(configured, dict):
+        raise ImproperlyConfigured("DJANGO_SSE must be a dict.")
+    unknown = set(configured) - set(DEFAULTS)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown DJANGO_SSE option(s): {', '.join(sorted(unknown))}. "
+            f"Known options: {', '.join(sorted(DEFAULTS))}."
+        )
+    return configured.get(name, DEFAULTS[name])

@@ -1,0 +1,94 @@
+"""Drive a stream's source in a task of its own, into a bounded buffer of encoded events.
+
+The response has to wake up for two reasons: the source produced something, or the stream has
+been idle for the ping interval. Waiting on the source directly with a timeout would cancel its
+pending step (and lose or corrupt the item being produced). So the source runs in its own task,
+the response waits on the buffer, and the buffer's size bounds how far the source runs ahead.
+Whatever piles up while the client is slow goes out as one coalesced write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .encoding import encode_item
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class StreamPump:
+    def __init__(self, source: AsyncIterator[Any], *, limit: int) -> None:
+        self._source = source
+        self._limit = max(1, limit)
+        self._chunks: list[bytes] = []
+        self._readable: asyncio.Future[None] | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.finished = False
+        self.error: Exception | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self._chunks)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async for item in self._source:
+                chunk = encode_item(item)
+                if not chunk:
+                    continue
+                self._chunks.append(chunk)
+                if self._readable is not None:
+                    _resolve(self._readable)
+                if len(self._chunks) >= self._limit:
+                    self._writable = loop.create_future()
+                    await self._writable
+        except Exception as exc:
+            self.error = exc
+        finally:
+            self.finished = True
+            if self._readable is not None:
+                _resolve(self._readable)
+
+    def take(self) -> bytes:
+        """Everything buffered, as one write."""
+        data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        self._chunks.clear()
+        if self._writable is not None:
+            _resolve(self._writable)
+            self._writable = None
+        return data
+
+    async def wait(self, timeout: float | None) -> None:
+        """Return when there is data, the source has finished, or ``timeout`` seconds passed."""
+        if self._chunks or self.finished:
+            return
+        loop = asyncio.get_running_loop()
+        future = self._readable = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, future) if timeout else None
+        try:
+            await future
+        finally:
+            self._readable = None
+            if timer is not None:
+                timer.cancel()
+
+    async def close(self) -> None:
+        """Stop the source and let its ``finally`` blocks run before returning."""
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import ServerProcess, manage, start_server
+
+REQUIRE_SERVICES = os.environ.get("DJANGO_SSE_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a service is missing on a developer's machine; fail in CI."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " and DJANGO_SSE_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    require_service("Redis", "127.0.0.1", 6379)
+    return "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    return "postgres://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def server_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file shared by the server processes of the session."""
+    path = tmp_path_factory.mktemp("db") / "servers.sqlite3"
+    url = f"sqlite:///{path}"
+    manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    return url
+
+
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    folder = tmp_path / "markers"
+    folder.mkdir()
+    return folder
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, server_database: str, markers: Path
+) -> Iterator[StartServer]:
+    """Start real server processes; every one is stopped when the test ends."""
+    started: list[ServerProcess] = []
+
+    def _start(kind: str = "daphne", env: dict[str, str] | None = None, **kwargs: Any) -> ServerProcess:
+        full_env = {
+            "DATABASE_URL": server_database,
+            "DJANGO_SSE_TEST_MARKERS": str(markers),
+            **(env or {}),
+        }
+        server = start_server(kind, tmp_path, env=full_env, **kwargs)
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def daphne(start: StartServer) -> ServerProcess:
+    return start("daphne", env={"DJANGO_SSE_PING_INTERVAL": "0.3"})
