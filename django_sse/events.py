@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 def _single_line(field: str) -> AfterValidator:
     def check(value: str) -> str:
         if "\n" in value or "\r" in value:
-            raise ValueError(f"{field} must be a single line (no CR or LF): a line break would start a new field")
+            raise ValueError(
+                f"{field} must be a single line (no CR or LF): a line break would start a new field"
+            )
         return value
 
     return AfterValidator(check)

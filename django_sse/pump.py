@@ -69,13 +69,13 @@ class StreamPump:
             self._writable = None
         return data
 
-    async def wait(self, timeout: float | None) -> None:
-        """Return when there is data, the source has finished, or ``timeout`` seconds passed."""
+    async def wait(self, limit: float | None) -> None:
+        """Return when there is data, the source has finished, or ``limit`` seconds passed."""
         if self._chunks or self.finished:
             return
         loop = asyncio.get_running_loop()
         future = self._readable = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, future) if timeout else None
+        timer = loop.call_later(limit, _resolve, future) if limit else None
         try:
             await future
         finally:

@@ -73,8 +73,8 @@ class EventSourceResponse(StreamingHttpResponse):
         self._pump = (
             StreamPump(source, limit=conf.get("STREAM_BUFFER")) if source is not None else None
         )
-        self._stream = self._events()
-        super().__init__(self._stream, status=status, headers=merged, reason=reason)
+        self._event_stream: AsyncIterator[bytes] = self._events()
+        super().__init__(self._event_stream, status=status, headers=merged, reason=reason)
 
     async def prime(self, wait: float | None = None) -> None:
         """Start the source and wait up to ``wait`` seconds for its first event.
@@ -114,9 +114,11 @@ class EventSourceResponse(StreamingHttpResponse):
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # Skip Django's per-chunk make_bytes wrapper unless a middleware replaced the content.
-        if self._iterator is self._stream:
-            return self._stream
-        return super().__aiter__()
+        current: object = getattr(self, "_iterator", None)
+        if current is self._event_stream:
+            return self._event_stream
+        wrapped: AsyncIterator[bytes] = super().__aiter__()
+        return wrapped
 
     def __iter__(self) -> Iterator[bytes]:
         if self._sync_content is None:

@@ -11,7 +11,8 @@ import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from functools import partial
+from typing import TypeVar, cast
 
 from django.db import connections
 
@@ -35,11 +36,12 @@ async def iterate_in_thread(iterable: Iterable[T]) -> AsyncIterator[T]:
     iterator: Iterator[T] | None = None
     try:
         iterator = await loop.run_in_executor(executor, context.run, iter, iterable)
+        step = partial(context.run, next, iterator, _END)
         while True:
-            item = await loop.run_in_executor(executor, context.run, next, iterator, _END)
+            item = await loop.run_in_executor(executor, step)
             if item is _END:
                 return
-            yield item  # type: ignore[misc]
+            yield cast(T, item)
     finally:
         # Queued behind a next() that may still be running: a thread cannot be interrupted, so
         # the generator's own finally runs as soon as its current step returns.

@@ -63,13 +63,13 @@ StartServer = Callable[..., ServerProcess]
 
 
 @pytest.fixture
-def start(
-    tmp_path: Path, server_database: str, markers: Path
-) -> Iterator[StartServer]:
+def start(tmp_path: Path, server_database: str, markers: Path) -> Iterator[StartServer]:
     """Start real server processes; every one is stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def _start(kind: str = "daphne", env: dict[str, str] | None = None, **kwargs: Any) -> ServerProcess:
+    def _start(
+        kind: str = "daphne", env: dict[str, str] | None = None, **kwargs: Any
+    ) -> ServerProcess:
         full_env = {
             "DATABASE_URL": server_database,
             "DJANGO_SSE_TEST_MARKERS": str(markers),

@@ -27,7 +27,7 @@ LOGS = [
 
 
 async def items_stream(request: HttpRequest) -> EventSourceResponse:
-    """Each item as an ``item_update`` event with ids 1, 2, ...; a reconnect resumes after its id."""
+    """Each item as an ``item_update`` event, ids 1, 2, ...; a reconnect resumes after its id."""
     last_id = get_last_event_id(request)
     start = int(last_id) if last_id is not None and last_id.isdecimal() else 0
 
