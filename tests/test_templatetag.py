@@ -1,0 +1,181 @@
+"""``{% sse_stream %}``: what it renders, read back the way a browser would."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.template import Context, Template, TemplateSyntaxError
+from django.test import RequestFactory
+from django.urls import NoReverseMatch
+from django.utils.functional import SimpleLazyObject
+
+HOSTILE = '</script><script>alert("x")</script><!--&\u2028\'"'
+
+
+class ScriptReader(HTMLParser):
+    """Collects <script> elements as an HTML5 parser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self._current: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self._current, self._text = dict(attrs), []
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._current is not None:
+            self.scripts.append((self._current, "".join(self._text)))
+            self._current = None
+
+
+def render(source: str, request: Any = None, **context: Any) -> str:
+    if request is None:
+        request = RequestFactory().get("/")
+    return Template("{% load sse %}" + source).render(Context({"request": request, **context}))
+
+
+def scripts(html: str) -> list[tuple[dict[str, str | None], str]]:
+    reader = ScriptReader()
+    reader.feed(html)
+    reader.close()
+    return reader.scripts
+
+
+def config_of(html: str) -> dict[str, Any]:
+    found = [text for attrs, text in scripts(html) if "data-django-sse-config" in attrs]
+    assert len(found) == 1
+    loaded: dict[str, Any] = json.loads(found[0])
+    return loaded
+
+
+def client_script(html: str) -> dict[str, str | None]:
+    found = [attrs for attrs, _ in scripts(html) if attrs.get("src")]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_url_name_is_reversed() -> None:
+    html = render('{% sse_stream "items-stream" %}')
+    assert config_of(html) == {
+        "url": "/items/stream",
+        "events": [],
+        "withCredentials": False,
+        "reconnect": True,
+    }
+
+
+def test_client_is_the_apps_static_file() -> None:
+    html = render('{% sse_stream "items-stream" %}')
+    attrs = client_script(html)
+    assert attrs["src"] == "/static/django_sse/sse.js"
+    assert "defer" in attrs
+    assert "nonce" not in attrs
+    assert finders.find("django_sse/sse.js") is not None
+
+
+@pytest.mark.urls("tests.urls_templatetag")
+def test_reverse_with_positional_and_keyword_arguments() -> None:
+    assert config_of(render('{% sse_stream "by-pk" 42 %}'))["url"] == "/things/42/stream"
+    assert config_of(render('{% sse_stream "by-slug" slug=s %}', s="a-b"))["url"] == (
+        "/things/a-b/events"
+    )
+
+
+@pytest.mark.urls("tests.urls_templatetag")
+def test_hostile_url_arguments_cannot_break_out() -> None:
+    html = render('{% sse_stream "by-path" rest=hostile %}', hostile=HOSTILE)
+    url = config_of(html)["url"]
+    assert url.startswith("/raw/")
+    assert "<" not in html.split("data-django-sse-config>", 1)[1].split("</script>", 1)[0]
+
+
+def test_unknown_url_name_fails_loudly() -> None:
+    with pytest.raises(NoReverseMatch):
+        render('{% sse_stream "no-such-stream" %}')
+
+
+def test_a_path_is_used_as_is() -> None:
+    assert config_of(render('{% sse_stream "/custom/stream?x=1" %}'))["url"] == (
+        "/custom/stream?x=1"
+    )
+
+
+def test_path_with_arguments_is_an_error() -> None:
+    with pytest.raises(TemplateSyntaxError):
+        render('{% sse_stream "/custom/stream" 1 %}')
+
+
+def test_hostile_path_and_event_names_stay_inside_the_json() -> None:
+    html = render(
+        "{% sse_stream url events=names last_event_id=hostile %}",
+        url="/s/" + HOSTILE,
+        names=[HOSTILE, "created"],
+        hostile=HOSTILE,
+    )
+    config = config_of(html)
+    assert config["url"] == "/s/" + HOSTILE
+    assert config["events"] == [HOSTILE, "created"]
+    assert config["lastEventId"] == HOSTILE
+    # Exactly the two elements the tag renders: nothing was injected.
+    assert len(scripts(html)) == 2
+    assert len(re.findall(r"<script", html)) == 2
+    assert "<!--" not in html
+
+
+def test_options() -> None:
+    html = render(
+        '{% sse_stream "items-stream" events="created  updated deleted" with_credentials=True'
+        " reconnect=False backoff=250 max_backoff=4000 last_event_id=7 %}"
+    )
+    assert config_of(html) == {
+        "url": "/items/stream",
+        "events": ["created", "updated", "deleted"],
+        "withCredentials": True,
+        "reconnect": False,
+        "lastEventId": "7",
+        "backoff": 250,
+        "maxBackoff": 4000,
+    }
+
+
+def test_nonce_from_request_attribute_django_csp() -> None:
+    request = RequestFactory().get("/")
+    request.csp_nonce = SimpleLazyObject(lambda: "abc123")  # type: ignore[attr-defined]
+    attrs = client_script(render('{% sse_stream "items-stream" %}', request=request))
+    assert attrs["nonce"] == "abc123"
+
+
+def test_nonce_from_context_processor() -> None:
+    html = render('{% sse_stream "items-stream" %}', csp_nonce="fromcontext")
+    assert client_script(html)["nonce"] == "fromcontext"
+
+
+def test_nonce_of_djangos_own_middleware() -> None:
+    # Django 6's ContentSecurityPolicyMiddleware keeps its lazy nonce in request._csp_nonce.
+    request = RequestFactory().get("/")
+    request._csp_nonce = SimpleLazyObject(lambda: "builtin")  # type: ignore[attr-defined]
+    attrs = client_script(render('{% sse_stream "items-stream" %}', request=request))
+    assert attrs["nonce"] == "builtin"
+
+
+def test_hostile_nonce_is_escaped() -> None:
+    html = render('{% sse_stream "items-stream" %}', csp_nonce='"><script>x()</script>')
+    assert client_script(html)["nonce"] == '"><script>x()</script>'
+    assert len(scripts(html)) == 2
+
+
+def test_without_a_request() -> None:
+    html = Template('{% load sse %}{% sse_stream "items-stream" %}').render(Context())
+    assert config_of(html)["url"] == "/items/stream"
