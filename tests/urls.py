@@ -13,4 +13,5 @@ urlpatterns = [
     path("test/sync", views.sync_stream),
     path("test/no-content", views.no_content),
     path("test/headers", views.custom_headers),
+    path("test/browser/", include("tests.browser.urls")),
 ]
