@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     # "memory" (one process), "redis" (shared), or None to turn replay off.
     "REPLAY_BACKEND": "memory",
     "REDIS_URL": None,
+    # The CHANNEL_LAYERS alias publish/subscribe use (an in-memory layer when none is configured).
+    "CHANNEL_LAYER": "default",
     # Prefix for channel-layer groups and Redis keys, so several projects can share a broker.
     "KEY_PREFIX": "django_sse",
 }

@@ -1,0 +1,241 @@
+"""The per-process hub: one channel-layer channel for all local subscribers, fanning out bytes.
+
+The textbook Channels recipe gives every connection its own layer channel, so one publish costs
+one broker message per connection. Here each event loop (in a server: each process) owns one
+channel, adds it to the layer groups that have local subscribers, and removes it when the last
+local subscriber of a group leaves. One long-lived task receives from that channel and hands the
+same encoded bytes to every subscriber's bounded buffer, synchronously: no task per subscriber,
+no task per event.
+
+``receive()`` is never wrapped in a timeout: ``RedisPubSubChannelLayer`` unsubscribes a channel
+whose ``receive()`` is cancelled and drops what was queued for it. The receive task is cancelled
+only when no group is left, and then the channel is abandoned with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any, Protocol
+
+from channels.layers import (  # type: ignore[import-untyped]
+    BaseChannelLayer,
+    InMemoryChannelLayer,
+    get_channel_layer,
+)
+from django.core.exceptions import ImproperlyConfigured
+
+from . import conf
+from .delivery import MESSAGE_TYPE, Delivery
+from .groups import layer_group
+
+logger = logging.getLogger("django_sse")
+
+# Layers forget a group membership after ``group_expiry`` (a day by default); a hub that lives
+# longer renews its memberships well before that.
+MAX_RENEW_INTERVAL = 3600.0
+
+
+class Subscriber(Protocol):
+    def push(self, delivery: Delivery) -> bool:
+        """Take one live event; ``False`` means "drop me, I am gone or too far behind"."""
+
+    def end(self, error: Exception | None = None) -> None:
+        """The hub stopped serving this subscriber (it lagged, or the layer failed)."""
+
+
+_fallback_layer: InMemoryChannelLayer | None = None
+
+
+def current_layer() -> BaseChannelLayer:
+    """The configured channel layer, or a process-wide in-memory one when none is configured."""
+    global _fallback_layer
+    layer = get_channel_layer(conf.get("CHANNEL_LAYER"))
+    if layer is None:
+        if conf.get("CHANNEL_LAYER") != "default":
+            raise ImproperlyConfigured(
+                f'DJANGO_SSE["CHANNEL_LAYER"] = {conf.get("CHANNEL_LAYER")!r} is not in '
+                "CHANNEL_LAYERS."
+            )
+        if _fallback_layer is None:
+            _fallback_layer = InMemoryChannelLayer()
+        return _fallback_layer
+    if "groups" not in getattr(layer, "extensions", ["groups"]):
+        raise ImproperlyConfigured("django_sse needs a channel layer with the groups extension.")
+    return layer
+
+
+class _Group:
+    __slots__ = ("members", "ready")
+
+    def __init__(self, ready: asyncio.Task[None]) -> None:
+        self.members: set[Subscriber] = set()
+        self.ready = ready
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Everyone waiting on a failed join may have been cancelled; do not warn about it then.
+    if not task.cancelled():
+        task.exception()
+
+
+class Hub:
+    """Subscribers of one event loop, behind one channel-layer channel."""
+
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel: str | None = None
+        self._groups: dict[str, _Group] = {}
+        # Serialises group_add/group_discard/new_channel so that a group re-joined right after
+        # its last subscriber left is added after it was discarded, never before.
+        self._lock = asyncio.Lock()
+        self._receiver: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self.received = 0  # messages taken from the layer, for tests and benchmarks
+
+    @property
+    def channels(self) -> int:
+        """How many channel-layer channels this hub holds (0 or 1)."""
+        return 0 if self.channel is None else 1
+
+    def groups(self) -> dict[str, int]:
+        """Local subscribers per group."""
+        return {name: len(group.members) for name, group in self._groups.items()}
+
+    async def join(self, group: str, subscriber: Subscriber) -> None:
+        """Add ``subscriber`` to ``group``; returns once the layer delivers the group's events."""
+        state = self._groups.get(group)
+        if state is None:
+            # The first subscriber's join runs as a task of its own so that cancelling that
+            # subscriber (a client that went away at once) cannot leave the others waiting.
+            task = asyncio.get_running_loop().create_task(self._add(group))
+            task.add_done_callback(_retrieve)
+            state = self._groups[group] = _Group(task)
+        state.members.add(subscriber)
+        await asyncio.shield(state.ready)
+
+    def leave(self, group: str, subscriber: Subscriber) -> None:
+        """Remove ``subscriber``; the last one out releases the group (in the background)."""
+        state = self._groups.get(group)
+        if state is None or subscriber not in state.members:
+            return
+        state.members.discard(subscriber)
+        if state.members:
+            return
+        del self._groups[group]
+        self._spawn(self._discard(group, state))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _add(self, group: str) -> None:
+        try:
+            async with self._lock:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel()
+                    self._receiver = asyncio.get_running_loop().create_task(
+                        self._receive(self.channel)
+                    )
+                await self.layer.group_add(layer_group(group), self.channel)
+                self._start_renewer()
+        except BaseException:
+            state = self._groups.get(group)
+            if state is not None and state.ready is asyncio.current_task():
+                del self._groups[group]
+            raise
+
+    async def _discard(self, group: str, state: _Group) -> None:
+        async with self._lock:
+            await asyncio.wait([state.ready])
+            channel = self.channel
+            if channel is not None and not state.ready.cancelled() and not state.ready.exception():
+                try:
+                    await self.layer.group_discard(layer_group(group), channel)
+                except Exception:
+                    logger.exception("Could not leave channel-layer group %s", group)
+            if not self._groups:
+                await self._stop()
+
+    async def _stop(self) -> None:
+        # Nobody is left: let the channel go with its receive task (see the module docstring).
+        for task in (self._receiver, self._renewer):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+        self._receiver = self._renewer = None
+        self.channel = None
+
+    def _start_renewer(self) -> None:
+        expiry = getattr(self.layer, "group_expiry", None)
+        if self._renewer is None and expiry:
+            interval = min(MAX_RENEW_INTERVAL, float(expiry) / 2)
+            self._renewer = asyncio.get_running_loop().create_task(self._renew(interval))
+
+    async def _renew(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            async with self._lock:
+                channel = self.channel
+                for group in list(self._groups):
+                    if channel is not None:
+                        try:
+                            await self.layer.group_add(layer_group(group), channel)
+                        except Exception:
+                            logger.exception("Could not renew channel-layer group %s", group)
+
+    async def _receive(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.exception("The channel layer failed; closing this process's subscribers")
+                self._fail(exc)
+                return
+            self.received += 1
+            if message.get("type") != MESSAGE_TYPE:
+                continue
+            try:
+                self.dispatch(Delivery.from_message(message))
+            except Exception:
+                logger.exception("Could not dispatch a message from the channel layer")
+
+    def dispatch(self, delivery: Delivery) -> None:
+        """Hand one event to every local subscriber of its group."""
+        state = self._groups.get(delivery.group)
+        if state is None:
+            return
+        dropped = [s for s in state.members if not s.push(delivery)]
+        for subscriber in dropped:
+            self.leave(delivery.group, subscriber)
+            subscriber.end()
+
+    def _fail(self, error: Exception) -> None:
+        # Subscribers reconnect and resume by id; the next join starts over with a new channel.
+        groups, self._groups = self._groups, {}
+        self.channel = None
+        self._receiver = None
+        if self._renewer is not None:
+            self._renewer.cancel()
+            self._renewer = None
+        for state in groups.values():
+            for subscriber in state.members:
+                subscriber.end(error)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (tests run several loops in one process)."""
+    loop = asyncio.get_running_loop()
+    layer = current_layer()
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        hub = _hubs[loop] = Hub(layer)
+    return hub

@@ -1,0 +1,71 @@
+"""``publish(group, event)``: one event to every subscriber of a group, in every process.
+
+The event is logged for replay first (which assigns its id), then sent through the channel
+layer. Logging first is what makes replay gap-free: a subscriber that joined too late for the
+live message finds the event in the log. The event is encoded here, once; processes receive
+wire bytes and never encode it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
+
+from .delivery import Delivery
+from .encoding import encode_event, json_bytes
+from .events import ServerSentEvent
+from .groups import layer_group
+from .hub import current_layer
+from .replay import Record, get_log
+
+
+def make_record(event: Any) -> Record:
+    """Encode ``event`` (a ``ServerSentEvent`` or any JSON-able value) without its id."""
+    if not isinstance(event, ServerSentEvent):
+        event = ServerSentEvent(data=event)
+    if event.id is not None:
+        raise ValueError(
+            "publish() assigns event ids itself (monotonic per group, used for replay); "
+            "leave ServerSentEvent.id unset."
+        )
+    payload: bytes | None = None
+    is_json = True
+    if event.raw_data is not None:
+        payload, is_json = event.raw_data.encode("utf-8", "replace"), False
+    elif event.data is not None:
+        payload = json_bytes(event.data)
+        # JSON is one line, so it can go out as raw data: the value is serialized only once.
+        event = event.model_copy(update={"data": None, "raw_data": payload.decode()})
+    encoded = encode_event(event)
+    if not encoded:
+        raise ValueError("Nothing to publish: the event has no field set.")
+    # Leave the blank line off: the id is appended once the log has assigned it.
+    return Record(body=encoded[:-1], event=event.event, payload=payload, is_json=is_json)
+
+
+async def publish(group: str, event: Any) -> str:
+    """Send ``event`` to ``group``'s subscribers everywhere; returns the event's id.
+
+    ``event`` is a ``ServerSentEvent`` (without ``id``) or any value ``ServerSentEvent.data``
+    accepts. Delivery through the channel layer is at most once; a client that missed an event
+    gets it from the replay log when it reconnects with its last id.
+    """
+    name = layer_group(group)
+    record = make_record(event)
+    delivery: Delivery = await get_log().append(group, record)
+    layer = current_layer()
+    await layer.group_send(name, delivery.message())
+    if isinstance(layer, InMemoryChannelLayer):
+        # The in-memory layer drops messages once a channel holds ``capacity`` (100) of them,
+        # and its group_send never yields: give this loop's hub a turn to drain its channel,
+        # so a burst published in a tight loop is not cut short.
+        await asyncio.sleep(0)
+    return delivery.id
+
+
+def publish_sync(group: str, event: Any) -> str:
+    """``publish`` for sync code: views, signal handlers, management commands, shells, tasks."""
+    return async_to_sync(publish)(group, event)

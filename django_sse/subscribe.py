@@ -1,0 +1,247 @@
+"""``subscribe(group)``: the live events of a group, after those a reconnecting client missed.
+
+Order matters for "no gap, no duplicate": the subscription joins the hub first (from then on
+live events are buffered), then reads the replay log after ``last_event_id``. Everything
+published before the join is in the log, everything after reaches the buffer, and what is in
+both is dropped by id: the log's ids grow monotonically, so a live event whose id is not newer
+than the last replayed one was replayed already.
+
+``EventSourceResponse`` drives a ``Subscription`` directly (it has the same small interface as
+the response's ``StreamPump``), so a subscriber costs no task of its own. It is also a plain
+async iterator of ``EncodedEvent`` for views that wrap it in their own generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from . import conf
+from .db import release_database_connections
+from .delivery import Delivery, EventKey, parse_id
+from .encoding import EncodedEvent, encode_event
+from .events import ServerSentEvent
+from .groups import validate_group
+from .hub import Hub, get_hub
+from .replay import get_log
+
+logger = logging.getLogger("django_sse")
+
+EventFilter = Callable[[Delivery], bool]
+
+RESET_EVENT = "reset"
+
+
+def reset_event(reason: str, last_event_id: str | None, newest_id: str | None) -> EncodedEvent:
+    """The ``reset`` event: the events after ``last_event_id`` cannot be replayed.
+
+    Its id is the newest one of the group, so that the client's next reconnect resumes from here
+    (an empty id when the group has none yet makes the browser forget the stale one).
+    """
+    event = ServerSentEvent(
+        event=RESET_EVENT,
+        id=newest_id or "",
+        data={"reason": reason, "last_event_id": last_event_id, "resume_from": newest_id},
+    )
+    return EncodedEvent(encode_event(event))
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+class Subscription:
+    """One subscriber of one group (see the module docstring)."""
+
+    def __init__(
+        self,
+        group: str,
+        *,
+        last_event_id: str | None = None,
+        filter: EventFilter | None = None,
+        queue_size: int | None = None,
+        release_database: bool = True,
+    ) -> None:
+        self.group = validate_group(group)
+        self.last_event_id = last_event_id
+        self.filter = filter
+        self.limit = max(1, int(conf.get("SUBSCRIBER_QUEUE") if queue_size is None else queue_size))
+        self._release_database = release_database
+        self._pending: deque[EncodedEvent] = deque()
+        self._capacity = self.limit
+        # Live events that arrive while the replay log is read; ``None`` once live.
+        self._early: list[Delivery] | None = []
+        self._floor: EventKey | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._hub: Hub | None = None
+        self._set_up = False
+        self._closed = False
+        self.finished = False
+        self.error: Exception | None = None
+        self.lagged = False
+
+    # --- the interface EventSourceResponse drives (the same as StreamPump's) ---
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self._pending)
+
+    def start(self) -> None:
+        """Nothing to start: joining needs to await, and happens in the first ``wait``."""
+
+    def take(self) -> bytes:
+        """Everything buffered, as one write: a lagging client gets its backlog coalesced."""
+        pending = self._pending
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._capacity = self.limit
+        return data
+
+    async def wait(self, limit: float | None) -> None:
+        """Return when there is data, the subscription ended, or ``limit`` seconds passed."""
+        if not self._set_up:
+            await self._setup()
+        if self._pending or self.finished:
+            return
+        loop = asyncio.get_running_loop()
+        future = self._waiter = loop.create_future()
+        timer = loop.call_later(limit, _resolve, future) if limit else None
+        try:
+            await future
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def close(self) -> None:
+        """Leave the hub; safe to call more than once, and from a cancelled task."""
+        if self._closed:
+            return
+        self._closed = True
+        self.finished = True
+        if self._hub is not None:
+            self._hub.leave(self.group, self)
+        self._pending.clear()
+        self._early = None
+        _resolve(self._waiter)
+
+    # --- a plain async iterator of encoded events ---
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> EncodedEvent:
+        while True:
+            if self._pending:
+                event = self._pending.popleft()
+                if not self._pending:
+                    self._capacity = self.limit
+                return event
+            if self.finished:
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                raise StopAsyncIteration
+            await self.wait(None)
+
+    async def aclose(self) -> None:
+        await self.close()
+
+    # --- called by the hub ---
+
+    def push(self, delivery: Delivery) -> bool:
+        if self._closed:
+            return False
+        if self._early is not None:
+            self._early.append(delivery)
+            return len(self._early) <= self.limit or self._overflow()
+        if self._floor is not None and delivery.key <= self._floor:
+            return True
+        if self.filter is not None and not self._accepts(delivery):
+            return not self._closed
+        if len(self._pending) >= self._capacity:
+            return self._overflow()
+        self._pending.append(delivery.wire)
+        if self._waiter is not None:
+            _resolve(self._waiter)
+        return True
+
+    def end(self, error: Exception | None = None) -> None:
+        """Stop, dropping what is buffered: the client resumes from its last id on reconnect."""
+        if self._closed:
+            return
+        self._closed = True
+        self.finished = True
+        self.error = error
+        self._pending.clear()
+        self._early = None
+        _resolve(self._waiter)
+
+    # --- internals ---
+
+    def _overflow(self) -> bool:
+        # Never slow the others down: this client reconnects and replays what it missed.
+        self.lagged = True
+        logger.info("Closing a subscriber of %s that fell %d events behind", self.group, self.limit)
+        self.end()
+        return False
+
+    def _accepts(self, delivery: Delivery) -> bool:
+        assert self.filter is not None
+        try:
+            return bool(self.filter(delivery))
+        except Exception as exc:
+            logger.exception("An event filter of %s failed; closing that subscriber", self.group)
+            self.end(exc)
+            return False
+
+    async def _setup(self) -> None:
+        self._set_up = True
+        try:
+            hub = self._hub = get_hub()
+            await hub.join(self.group, self)
+            if self.last_event_id is not None:
+                replay = await get_log().since(self.group, self.last_event_id)
+                if replay.reset is not None:
+                    self._pending.append(
+                        reset_event(replay.reset, self.last_event_id, replay.newest_id)
+                    )
+                    self._floor = parse_id(replay.newest_id)
+                else:
+                    self._floor = parse_id(self.last_event_id)
+                    for delivery in replay.deliveries:
+                        if self.filter is None or self._accepts(delivery):
+                            self._pending.append(delivery.wire)
+                        self._floor = delivery.key
+            early, self._early = self._early, None
+            self._capacity = self.limit + len(self._pending)
+            for delivery in early or ():
+                if not self.push(delivery):
+                    break
+            if self._release_database:
+                await release_database_connections()
+        except Exception as exc:
+            self.error = exc
+            await self.close()
+            self.finished = True
+
+
+def subscribe(
+    group: str,
+    *,
+    last_event_id: str | None = None,
+    filter: EventFilter | None = None,
+    queue_size: int | None = None,
+) -> Subscription:
+    """Subscribe to ``group``: ``return EventSourceResponse(subscribe("items.item", ...))``.
+
+    ``last_event_id`` (from ``get_last_event_id(request)``) first replays what the client
+    missed, or sends a ``reset`` event when that is no longer possible. ``filter`` is called
+    with each ``Delivery`` (``.id``, ``.event``, ``.data``) and keeps the events it returns true
+    for. ``queue_size`` overrides ``DJANGO_SSE["SUBSCRIBER_QUEUE"]`` for this subscriber.
+    Raises ``ValueError`` at once for an invalid group name.
+    """
+    return Subscription(group, last_event_id=last_event_id, filter=filter, queue_size=queue_size)
