@@ -11,6 +11,7 @@ from django.http import StreamingHttpResponse
 from . import conf
 from .encoding import PING, encode_item
 from .pump import StreamPump
+from .subscribe import Subscription
 from .threaded import iterate_in_thread
 
 logger = logging.getLogger("django_sse")
@@ -59,7 +60,10 @@ class EventSourceResponse(StreamingHttpResponse):
         )
         self._sync_content: Iterable[Any] | None = None
         source: AsyncIterator[Any] | None = None
-        if status != 204:
+        # A Subscription already buffers encoded events and has the pump's interface: driving
+        # it directly saves a task per connection.
+        subscription = content if isinstance(content, Subscription) and status != 204 else None
+        if status != 204 and subscription is None:
             if isinstance(content, AsyncIterable):
                 source = aiter(content)
             elif isinstance(content, Iterable):
@@ -70,9 +74,11 @@ class EventSourceResponse(StreamingHttpResponse):
                     "EventSourceResponse content must be an iterable or async iterable, "
                     f"not {type(content).__name__}."
                 )
-        self._pump = (
+        self._pump: StreamPump | Subscription | None = (
             StreamPump(source, limit=conf.get("STREAM_BUFFER")) if source is not None else None
         )
+        if subscription is not None:
+            self._pump = subscription
         self._event_stream: AsyncIterator[bytes] = self._events()
         super().__init__(self._event_stream, status=status, headers=merged, reason=reason)
 
