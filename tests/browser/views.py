@@ -84,7 +84,7 @@ def page(request: HttpRequest, name: str) -> HttpResponse:
         # What a CSP middleware does: a strict policy in the header, and the nonce on the
         # request for the tag to find (only when asked to, for the negative control).
         response["Content-Security-Policy"] = (
-            f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'none'"
+            f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'none'; img-src data:"
         )
     return response
 
