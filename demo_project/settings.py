@@ -84,17 +84,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
 REDIS_URL = os.environ.get("REDIS_URL")
+DJANGO_SSE: dict[str, object] = {}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # CHANNEL_LAYER_BACKEND=channels_redis.core.RedisChannelLayer selects the other one.
+            "BACKEND": os.environ.get(
+                "CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"
+            ),
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
+    # Replay from a Redis Stream, so a client may reconnect to another server process.
+    DJANGO_SSE.update({"REPLAY_BACKEND": "redis", "REDIS_URL": REDIS_URL})
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-DJANGO_SSE: dict[str, object] = {}
+if os.environ.get("DJANGO_SSE_KEY_PREFIX"):
+    # Separate groups and replay streams of several projects (or test runs) on one Redis.
+    DJANGO_SSE["KEY_PREFIX"] = os.environ["DJANGO_SSE_KEY_PREFIX"]
 if os.environ.get("DJANGO_SSE_PING_INTERVAL"):
     DJANGO_SSE["PING_INTERVAL"] = float(os.environ["DJANGO_SSE_PING_INTERVAL"])
 

@@ -3,11 +3,19 @@ from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 
 from demo_project.items import pages, views
+from django_sse.views import SubscriptionView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("items/stream", views.items_stream, name="items-stream"),
     path("logs/stream", views.logs_stream, name="logs-stream"),
+    # Live Item changes (created/updated/deleted), published by django_sse.signals.register.
+    path("items/live", SubscriptionView.as_view(group="items.item"), name="items-live"),
+    path(
+        "items/<int:pk>/live",
+        SubscriptionView.as_view(group="items.item.{pk}"),
+        name="item-live",
+    ),
     path("logs/", pages.logs, name="logs"),
 ]
 

@@ -2,10 +2,15 @@
 
 from .events import ServerSentEvent
 from .last_event_id import get_last_event_id
+from .publish import publish, publish_sync
 from .response import EventSourceResponse
+from .subscribe import subscribe
 
 __all__ = [
     "EventSourceResponse",
     "ServerSentEvent",
     "get_last_event_id",
+    "publish",
+    "publish_sync",
+    "subscribe",
 ]

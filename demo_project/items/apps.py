@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ItemsConfig(AppConfig):
     name = "demo_project.items"
     label = "items"
+
+    def ready(self) -> None:
+        from django_sse.signals import register
+
+        from .models import Item
+
+        # Saves and deletes (admin, shell, views) publish to "items.item" and "items.item.<id>".
+        register(Item)
