@@ -16,6 +16,7 @@ urlpatterns = [
         SubscriptionView.as_view(group="items.item.{pk}"),
         name="item-live",
     ),
+    path("", pages.home, name="home"),
     path("logs/", pages.logs, name="logs"),
 ]
 

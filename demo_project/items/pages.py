@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+
+from .models import Item
+
+
+class ItemForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Item
+        fields = ["name", "price"]
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The items, kept live by ``GET /items/live``; the form adds one (its save publishes)."""
+    form = ItemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        # Post/redirect/get: the new item arrives through the stream like any other change.
+        return redirect("home")
+    return render(request, "items/home.html", {"items": Item.objects.all(), "form": form})
 
 
 def logs(request: HttpRequest) -> HttpResponse:
