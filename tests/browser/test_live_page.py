@@ -133,3 +133,36 @@ def test_live_page(
     page.screenshot(path=str(shot), animations="disabled")
     assert shot.stat().st_size > 0
     restarted.stop()
+
+
+def test_reset_past_the_replay_window_reloads_the_page_once(
+    start: StartServer, server_database: str, page: Any, console: Console
+) -> None:
+    # The in-memory replay log of a fresh process knows no id of an earlier one.
+    server = start("daphne", env={"DATABASE_URL": server_database})
+    loads: list[str] = []
+    streams: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    page.on("request", lambda r: streams.append(r.url) if "/items/live" in r.url else None)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#live[data-sse-state=open]")
+    # The client keeps the id per stream URL; plant one from an older process.
+    key = "django-sse:last-event-id:" + server.url + "/items/live"
+    page.evaluate("([k, v]) => sessionStorage.setItem(k, v)", [key, "1-1"])
+
+    page.reload()
+    # The server answers the stale id with a reset event: the client forgets the id and loads
+    # the page again, and that load connects without it and stays.
+    for _ in range(200):
+        if len(loads) >= 3:
+            break
+        page.wait_for_timeout(50)
+    page.wait_for_selector("#live[data-sse-state=open]")
+    assert loads == [server.url + "/"] * 3
+    assert streams == [
+        server.url + "/items/live",
+        server.url + "/items/live?lastEventId=1-1",
+        server.url + "/items/live",
+    ]
+    assert page.evaluate("(k) => sessionStorage.getItem(k)", key) is None
+    assert console.errors() == []
