@@ -7,9 +7,11 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import django
 import pytest
 from django.contrib.staticfiles import finders
-from django.template import Context, Template, TemplateSyntaxError
+from django.http import HttpRequest, HttpResponse
+from django.template import Context, Template, TemplateSyntaxError, engines
 from django.test import RequestFactory
 from django.urls import NoReverseMatch
 from django.utils.functional import SimpleLazyObject
@@ -162,12 +164,29 @@ def test_nonce_from_context_processor() -> None:
     assert client_script(html)["nonce"] == "fromcontext"
 
 
-def test_nonce_of_djangos_own_middleware() -> None:
-    # Django 6's ContentSecurityPolicyMiddleware keeps its lazy nonce in request._csp_nonce.
-    request = RequestFactory().get("/")
-    request._csp_nonce = SimpleLazyObject(lambda: "builtin")  # type: ignore[attr-defined]
-    attrs = client_script(render('{% sse_stream "items-stream" %}', request=request))
-    assert attrs["nonce"] == "builtin"
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="Django 6.0 added CSP support")
+@pytest.mark.parametrize("processor", [True, False], ids=["context-processor", "middleware-only"])
+def test_nonce_of_djangos_own_csp_middleware(settings: Any, processor: bool) -> None:
+    from django.middleware.csp import ContentSecurityPolicyMiddleware
+    from django.utils.csp import CSP
+
+    settings.SECURE_CSP = {"script-src": [CSP.SELF, CSP.NONCE]}
+    if processor:
+        settings.TEMPLATES = [
+            {
+                **settings.TEMPLATES[0],
+                "OPTIONS": {"context_processors": ["django.template.context_processors.csp"]},
+            }
+        ]
+
+    def view(request: HttpRequest) -> HttpResponse:
+        source = '{% load sse %}{% sse_stream "items-stream" %}'
+        return HttpResponse(engines["django"].from_string(source).render({}, request))
+
+    response = ContentSecurityPolicyMiddleware(view)(RequestFactory().get("/"))
+    nonce = client_script(response.content.decode())["nonce"]
+    assert nonce
+    assert f"'nonce-{nonce}'" in response.headers["Content-Security-Policy"]
 
 
 def test_hostile_nonce_is_escaped() -> None:

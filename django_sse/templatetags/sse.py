@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+
+_django_get_nonce: Callable[[HttpRequest], object] | None
+try:  # Django >= 6.0
+    from django.middleware.csp import get_nonce as _django_get_nonce
+except ImportError:  # pragma: no cover - depends on the Django version
+    _django_get_nonce = None
 
 register = template.Library()
 
@@ -31,18 +39,16 @@ def csp_nonce(context: template.Context) -> str | None:
     """The request's CSP nonce, if the project uses one.
 
     Django 6's ``csp`` context processor and django-csp's both put ``csp_nonce`` in the
-    context; without a context processor, django-csp sets ``request.csp_nonce`` and Django 6's
-    middleware ``request._csp_nonce``. Reading the lazy nonce generates it, which is what makes
-    the middleware add it to the header.
+    context; without a context processor, Django 6's middleware keeps it for ``get_nonce()``
+    and django-csp's sets ``request.csp_nonce``. Reading the lazy nonce generates it, which is
+    what makes the middleware add it to the header.
     """
     nonce = context.get("csp_nonce")
-    if nonce is None:
-        request = context.get("request")
-        if request is not None:
-            # Not `or`: lazy nonces are falsy until generated.
-            nonce = getattr(request, "csp_nonce", None)
-            if nonce is None:
-                nonce = getattr(request, "_csp_nonce", None)
+    request = context.get("request")
+    if nonce is None and request is not None and _django_get_nonce is not None:
+        nonce = _django_get_nonce(request)
+    if nonce is None and request is not None:
+        nonce = getattr(request, "csp_nonce", None)
     if nonce is None:
         return None
     return str(nonce) or None
