@@ -33,5 +33,19 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Benchmarks against the anchors, in a virtualenv of their own (never part of `make test`).
+# BENCH_ARGS="--quick" runs smaller counts; see bench/run.py for the other options.
+BENCH_VENV ?= bench/.venv
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[daphne,redis]' -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache

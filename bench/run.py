@@ -1,0 +1,158 @@
+"""Run every workload against every target, in one run, and write ``bench/results/``.
+
+    python -m bench.run                 # the full run (about 15 minutes on 2 cores)
+    python -m bench.run --quick         # smaller counts, for iterating
+    python -m bench.run --only django_sse,bare --workloads firehose,fanout
+
+Each (workload, target) pair gets a fresh server process, so memory and CPU figures are its own.
+The load client runs as a separate process; results go to ``results.json``, from which
+``bench.report`` writes ``RESULTS.md`` and the plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import report, servers
+from bench.servers import ROOT, TARGETS, Target
+
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Scale:
+    firehose: int
+    fanout: tuple[tuple[int, int, int], ...]  # (subscribers, events, events per second)
+    idle: int
+    e2e: tuple[int, int, int]
+
+
+FULL = Scale(50_000, ((1000, 200, 20), (5000, 100, 10)), 10_000, (1000, 100, 20))
+QUICK = Scale(10_000, ((200, 40, 20), (1000, 30, 10)), 1000, (200, 40, 20))
+
+
+def client(args: list[str], timeout: float) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, "-m", "bench.client", *args, "--out", out.name]
+        try:
+            completed = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"client timed out after {timeout:.0f} s"}
+        if completed.returncode != 0:
+            return {"error": completed.stderr.strip().splitlines()[-1][:300]}
+        result: dict[str, Any] = json.loads(Path(out.name).read_text())
+        return result
+
+
+def measure(target: Target, workload: str, args: list[str], log_dir: Path) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        server = servers.start(target, log_dir)
+    except RuntimeError as exc:
+        return {"error": str(exc).splitlines()[0]}
+    try:
+        pid = str(server.pid)
+        result = client([workload, "--url", server.url, "--server-pid", pid, *args], 900)
+    finally:
+        server.stop()
+    result["wall_s"] = time.monotonic() - started
+    return result
+
+
+def run_e2e(scale: Scale, log_dir: Path) -> dict[str, Any]:
+    """Model save -> clients through Redis, django_sse on two uvicorn processes."""
+    from bench import e2e
+
+    redis = servers.Redis()
+    url = redis.start()
+    if url is None:
+        return {"error": "redis-server is not installed: end-to-end skipped"}
+    try:
+        return e2e.run(url, scale.e2e, log_dir)
+    finally:
+        redis.stop()
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for iterating")
+    parser.add_argument("--only", help="comma-separated app families: " + ", ".join(
+        sorted({t.family for t in TARGETS})))  # fmt: skip
+    parser.add_argument("--workloads", default="firehose,fanout,idle,e2e")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    only = set(args.only.split(",")) if args.only else None
+    workloads = args.workloads.split(",")
+    targets = [t for t in TARGETS if only is None or t.family in only]
+    servers.raise_fd_limit()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "quick": args.quick,
+        "scale": scale.__dict__,
+        "environment": report.environment(),
+        "runs": [],
+    }
+
+    def record(target: Target | None, workload: str, params: dict[str, Any], result: Any) -> None:
+        row = {
+            "target": target.label if target else "django_sse e2e",
+            "family": target.family if target else "django_sse",
+            "server": target.server if target else "uvicorn",
+            "workload": workload,
+            **params,
+            "result": result,
+        }
+        results["runs"].append(row)
+        brief = {k: v for k, v in result.items() if not isinstance(v, dict)}
+        log(f"  {row['target']:<32} {json.dumps(brief)[:220]}")
+        # Written after every measurement: a long run that is interrupted still leaves data.
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
+    if "firehose" in workloads:
+        log(f"firehose: one stream of {scale.firehose:,} events")
+        for target in targets:
+            if target.family != "eventstream":  # its streams carry published events only
+                result = measure(target, "firehose", ["--n", str(scale.firehose)], log_dir)
+                record(target, "firehose", {"n": scale.firehose}, result)
+    if "fanout" in workloads:
+        for subs, events, rate in scale.fanout:
+            log(f"fan-out: {subs:,} subscribers, {events} events at {rate}/s")
+            params = ["--subs", str(subs), "--events", str(events), "--rate", str(rate)]
+            for target in targets:
+                result = measure(target, "fanout", params, log_dir)
+                record(target, "fanout", {"subs": subs, "events": events, "rate": rate}, result)
+    if "idle" in workloads:
+        log(f"idle: {scale.idle:,} open streams")
+        for target in targets:
+            result = measure(target, "idle", ["--conns", str(scale.idle)], log_dir)
+            record(target, "idle", {"conns": scale.idle}, result)
+    if "e2e" in workloads and (only is None or "django_sse" in only):
+        subs, events, rate = scale.e2e
+        log(f"end to end: model save -> Redis -> 2 processes -> {subs:,} clients")
+        record(None, "e2e", {"subs": subs, "events": events, "rate": rate}, run_e2e(scale, log_dir))
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    report.write(results, args.out)
+    log(f"wrote {os.path.relpath(args.out / 'RESULTS.md')} (server logs: {log_dir})")
+
+
+if __name__ == "__main__":
+    main()
