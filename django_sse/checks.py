@@ -1,0 +1,99 @@
+"""System checks (``manage.py check``) for set-ups under which event streams break quietly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+from . import conf
+
+# Common idle timeouts: nginx proxy_read_timeout, AWS ALB, Heroku's router, Cloudflare (100 s).
+PROXY_IDLE_TIMEOUT = 60.0
+GZIP = "django.middleware.gzip.GZipMiddleware"
+IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
+ASGI_RUNSERVERS = ("daphne", "channels")
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    try:
+        interval = conf.get("PING_INTERVAL")
+        wait = conf.get("FIRST_EVENT_WAIT")
+    except ImproperlyConfigured as error:
+        return [Error(str(error), id="django_sse.E001")]
+    errors: list[CheckMessage] = []
+    for name, value in [("PING_INTERVAL", interval), ("FIRST_EVENT_WAIT", wait)]:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            errors.append(
+                Error(
+                    f"DJANGO_SSE['{name}'] must be a number of seconds >= 0, not {value!r}.",
+                    id="django_sse.E002",
+                )
+            )
+    if errors:
+        return errors
+    if interval > PROXY_IDLE_TIMEOUT or interval == 0:
+        errors.append(
+            Warning(
+                f"DJANGO_SSE['PING_INTERVAL'] is {interval} s: proxies and load balancers "
+                f"commonly close connections idle for {PROXY_IDLE_TIMEOUT:.0f} s.",
+                hint="Keep the ping interval well under 60 s (the default is 15 s).",
+                id="django_sse.W001",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_server(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if any(app in settings.INSTALLED_APPS for app in ASGI_RUNSERVERS):
+        return []
+    return [
+        Warning(
+            "`manage.py runserver` serves WSGI here: async event streams cannot be served "
+            "under WSGI and EventSourceResponse refuses them.",
+            hint="Add 'daphne' at the top of INSTALLED_APPS (runserver then serves ASGI), and "
+            "deploy with an ASGI server (daphne, uvicorn, granian, hypercorn).",
+            id="django_sse.W002",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_gzip(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if GZIP not in settings.MIDDLEWARE or django.VERSION >= (6, 1):
+        return []
+    return [
+        Warning(
+            "GZipMiddleware on Django < 6.1 does not flush compressed event streams per "
+            "event: browsers receive events late, in lumps.",
+            hint="Remove GZipMiddleware (compress at the proxy, which knows text/event-stream), "
+            "or exempt the stream views, e.g. with a middleware that skips them.",
+            id="django_sse.W003",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if settings.DEBUG:
+        return []
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    alias = conf.get("CHANNEL_LAYER")
+    backend = layers.get(alias, {}).get("BACKEND", IN_MEMORY_LAYER)
+    if backend != IN_MEMORY_LAYER:
+        return []
+    return [
+        Warning(
+            "publish()/subscribe() use the in-memory channel layer, which reaches only the "
+            "process it runs in: events published by other server processes, workers, shells "
+            "or task queues never reach subscribers here.",
+            hint="In production (DEBUG=False) configure channels_redis "
+            "(RedisPubSubChannelLayer) in CHANNEL_LAYERS, unless you really run one process.",
+            id="django_sse.W004",
+        )
+    ]

@@ -1,0 +1,73 @@
+"""System checks warn about set-ups under which event streams break quietly."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.checks import CheckMessage
+from django.test import override_settings
+
+from django_sse import checks
+from tests.servers import manage
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [m.id or "" for m in messages]
+
+
+def test_the_demo_project_passes() -> None:
+    assert "System check identified no issues" in manage("check")
+
+
+def test_ping_interval_over_proxy_idle_timeouts_warns_through_manage_py() -> None:
+    with pytest.raises(RuntimeError, match=r"django_sse\.W001"):
+        manage("check", "--fail-level", "WARNING", env={"DJANGO_SSE_PING_INTERVAL": "120"})
+
+
+@pytest.mark.parametrize("value", [-1, "15", True, None])
+def test_bad_ping_interval_is_an_error(value: object) -> None:
+    with override_settings(DJANGO_SSE={"PING_INTERVAL": value}):
+        assert ids(checks.check_settings()) == ["django_sse.E002"]
+
+
+def test_disabled_pings_warn() -> None:
+    with override_settings(DJANGO_SSE={"PING_INTERVAL": 0}):
+        assert ids(checks.check_settings()) == ["django_sse.W001"]
+
+
+def test_unknown_option_is_an_error() -> None:
+    with override_settings(DJANGO_SSE={"PING_INTERVALL": 5}):
+        messages = checks.check_settings()
+    assert ids(messages) == ["django_sse.E001"]
+    assert "PING_INTERVALL" in messages[0].msg
+
+
+def test_wsgi_runserver_warns() -> None:
+    # As if neither daphne nor channels were installed (the demo has daphne).
+    with mock.patch.object(checks, "ASGI_RUNSERVERS", ("not_installed",)):
+        assert ids(checks.check_server()) == ["django_sse.W002"]
+    assert checks.check_server() == []
+
+
+def test_gzip_middleware_warns_before_django_6_1() -> None:
+    middleware = ["django.middleware.gzip.GZipMiddleware", *checks.settings.MIDDLEWARE]
+    with override_settings(MIDDLEWARE=middleware):
+        with mock.patch.object(checks.django, "VERSION", (5, 2, 0, "final", 0)):
+            assert ids(checks.check_gzip()) == ["django_sse.W003"]
+        with mock.patch.object(checks.django, "VERSION", (6, 1, 0, "final", 0)):
+            assert checks.check_gzip() == []
+    assert checks.check_gzip() == []
+
+
+def test_in_memory_layer_in_production_warns() -> None:
+    memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    redis = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"}}
+    with override_settings(DEBUG=False, CHANNEL_LAYERS=memory):
+        assert ids(checks.check_channel_layer()) == ["django_sse.W004"]
+    with override_settings(DEBUG=False, CHANNEL_LAYERS={}):
+        assert ids(checks.check_channel_layer()) == ["django_sse.W004"]
+    with override_settings(DEBUG=False, CHANNEL_LAYERS=redis):
+        assert checks.check_channel_layer() == []
+    with override_settings(DEBUG=True, CHANNEL_LAYERS=memory):
+        assert checks.check_channel_layer() == []
