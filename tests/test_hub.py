@@ -1,0 +1,217 @@
+"""The per-process hub, publish and subscribe, in one process on the in-memory channel layer."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from django_sse import EventSourceResponse, ServerSentEvent, conf, publish, publish_sync, subscribe
+from django_sse.groups import layer_group
+from django_sse.hub import current_layer, get_hub
+from django_sse.response import OPENING
+from django_sse.subscribe import Subscription
+from tests.sse_parser import parse
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def group() -> str:
+    """A group no other test uses: the in-memory layer lives as long as the process."""
+    return f"test-hub.g{next(_names)}"
+
+
+async def collect(subscription: Subscription, count: int) -> list[bytes]:
+    received: list[bytes] = []
+    async with asyncio.timeout(20):  # a missing event fails the test instead of hanging it
+        async for chunk in subscription:
+            received.append(chunk)
+            if len(received) == count:
+                break
+    return received
+
+
+def layer_members(group: str) -> int:
+    return len(current_layer().groups.get(layer_group(group), {}))
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
+
+
+async def test_a_thousand_subscribers_get_every_event_through_one_channel(group: str) -> None:
+    subscriptions = [subscribe(group) for _ in range(1000)]
+    # Join them all before publishing, as 1,000 open streams would be.
+    await asyncio.gather(*(s.wait(0.001) for s in subscriptions))
+    hub = get_hub()
+    assert hub.groups()[group] == 1000
+    assert hub.channels == 1
+    assert layer_members(group) == 1  # one layer channel for the whole process
+
+    readers = [asyncio.create_task(collect(s, 200)) for s in subscriptions]
+    received_before = hub.received
+    ids = [await publish(group, {"n": n}) for n in range(200)]
+    results = await asyncio.wait_for(asyncio.gather(*readers), 30)
+
+    assert hub.received - received_before == 200  # one layer message per event, not per subscriber
+    expected = [f'data: {{"n":{n}}}\nid: {ids[n]}\n\n'.encode() for n in range(200)]
+    assert all(result == expected for result in results)
+    # Encoded once: every subscriber got the very same bytes object.
+    assert len({id(result[7]) for result in results}) == 1
+
+    for subscription in subscriptions:
+        await subscription.close()
+    await until(lambda: layer_members(group) == 0)
+    assert group not in hub.groups()
+    assert hub.channels == 0  # nobody left: the channel and its receive task are gone
+
+
+async def test_ids_grow_monotonically_per_group(group: str) -> None:
+    other = group + "x"
+    ids = [await publish(group, n) for n in range(3)] + [await publish(other, 9)]
+    keys = [tuple(int(part) for part in i.split("-")) for i in ids[:3]]
+    assert keys == sorted(keys) and len(set(keys)) == 3
+    assert ids[3].endswith("-1")  # a sequence of its own
+
+
+async def test_reconnect_gets_exactly_the_missed_events(group: str) -> None:
+    first = subscribe(group)
+    await first.wait(0.001)
+    ids = [await publish(group, n) for n in range(5)]
+    seen = await collect(first, 2)
+    await first.close()
+    assert seen[-1].endswith(f"id: {ids[1]}\n\n".encode())
+
+    missed = [await publish(group, n) for n in range(5, 8)]
+    again = subscribe(group, last_event_id=ids[1])
+    reader = asyncio.create_task(collect(again, 7))
+    live = [await publish(group, n) for n in range(8, 9)]
+    events = parse(b"".join(await asyncio.wait_for(reader, 5))).events
+    assert [e.last_event_id for e in events] == ids[2:] + missed + live
+    assert [e.data for e in events] == [str(n) for n in range(2, 9)]
+    await again.close()
+
+
+async def test_no_gap_and_no_duplicate_while_publishing_during_the_join(group: str) -> None:
+    # A publisher runs while subscribers join and replay: each must see every event after its
+    # last id exactly once, whichever of replay or live delivered it.
+    base = await publish(group, -1)
+    stop = asyncio.Event()
+    assert conf.get("REPLAY_WINDOW") > 600
+
+    async def publisher() -> None:
+        # Fewer events than REPLAY_WINDOW, so that every subscriber can replay from ``base``.
+        for n in range(600):
+            if stop.is_set():
+                return
+            await publish(group, n)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(publisher())
+    subscriptions = []
+    for _ in range(20):
+        subscription = subscribe(group, last_event_id=base)
+        await subscription.wait(0.001)  # joins the hub and replays, mid-burst
+        subscriptions.append(subscription)
+    stop.set()
+    await task
+    final = await publish(group, "end")
+    for subscription in subscriptions:
+        chunks: list[bytes] = []
+        async with asyncio.timeout(5):
+            async for chunk in subscription:
+                chunks.append(chunk)
+                if chunk.endswith(f"id: {final}\n\n".encode()):
+                    break
+        data = [e.data for e in parse(b"".join(chunks)).events]
+        assert data[-1] == '"end"'
+        numbers = [int(d) for d in data[:-1]]
+        assert numbers == list(range(len(numbers)))  # no gap, no duplicate, in order
+        await subscription.close()
+
+
+async def test_an_id_outside_the_window_gets_a_reset_event(group: str) -> None:
+    newest = await publish(group, 1)
+    subscription = subscribe(group, last_event_id="12-34")
+    [chunk] = await collect(subscription, 1)
+    [event] = parse(chunk).events
+    assert event.type == "reset"
+    assert event.last_event_id == newest  # the client resumes after the reset from here
+    assert '"reason":"unknown"' in event.data
+    await subscription.close()
+
+
+async def test_a_subscriber_that_falls_behind_is_closed_and_never_slows_the_others(
+    group: str,
+) -> None:
+    slow = subscribe(group, queue_size=5)
+    fast = subscribe(group, queue_size=5)
+    await slow.wait(0.001)
+    await fast.wait(0.001)
+    reader = asyncio.create_task(collect(fast, 20))
+    ids = [await publish(group, n) for n in range(20)]
+    assert len(await asyncio.wait_for(reader, 5)) == 20
+    assert slow.finished and slow.lagged and not slow.has_data
+    assert [chunk async for chunk in slow] == []  # its stream ends; the client reconnects
+    assert get_hub().groups()[group] == 1
+    # ... and resumes by id: here from the start, so it replays all twenty.
+    again = subscribe(group, last_event_id=ids[0])
+    assert len(await collect(again, 19)) == 19
+    for subscription in (fast, again):
+        await subscription.close()
+
+
+async def test_filter_sees_decoded_data_and_keeps_only_matching_events(group: str) -> None:
+    mine = subscribe(group, filter=lambda event: event.data["owner"] == "ann")
+    await mine.wait(0.001)
+    for n, owner in enumerate(["bob", "ann", "bob", "ann"]):
+        await publish(group, ServerSentEvent(event="updated", data={"owner": owner, "n": n}))
+    events = parse(b"".join(await collect(mine, 2))).events
+    assert [(e.type, e.data) for e in events] == [
+        ("updated", '{"owner":"ann","n":1}'),
+        ("updated", '{"owner":"ann","n":3}'),
+    ]
+    await mine.close()
+
+
+async def test_publish_sync_from_a_worker_thread(group: str) -> None:
+    subscription = subscribe(group)
+    await subscription.wait(0.001)
+    event_id = await sync_to_async(publish_sync)(group, ServerSentEvent(raw_data="a\nb"))
+    [chunk] = await collect(subscription, 1)
+    assert chunk == f"data: a\ndata: b\nid: {event_id}\n\n".encode()
+    await subscription.close()
+
+
+async def test_event_source_response_drives_the_subscription_itself(group: str) -> None:
+    subscription = subscribe(group)
+    response = EventSourceResponse(subscription, ping_interval=5)
+    assert response._pump is subscription  # no pump task in between
+    stream: AsyncIterator[bytes] = aiter(response)
+    assert await anext(stream) == OPENING
+    step = asyncio.create_task(anext(stream))
+    await until(lambda: get_hub().groups().get(group) == 1)
+    event_id = await publish(group, "hi")
+    assert await asyncio.wait_for(step, 5) == f'data: "hi"\nid: {event_id}\n\n'.encode()
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert group not in get_hub().groups()
+
+
+def test_invalid_group_names_are_refused_at_once() -> None:
+    for name in ["", "a b", "items/1", "é", "x" * 99]:
+        with pytest.raises(ValueError):
+            subscribe(name)
+    with pytest.raises(ValueError, match="too long"):
+        layer_group("x" * (99 - len("django_sse.") + 1))
+    assert layer_group("x" * (99 - len("django_sse."))) == "django_sse." + "x" * 88
+
+
+async def test_publish_refuses_an_event_with_an_id(group: str) -> None:
+    with pytest.raises(ValueError, match="assigns event ids"):
+        await publish(group, ServerSentEvent(data=1, id="7"))
