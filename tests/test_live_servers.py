@@ -1,0 +1,181 @@
+"""Live model updates across real processes: two servers, a shell that saves, Redis in between.
+
+Server A and server B share a database and Redis (channel layer and replay log). Items are saved
+by ``manage.py shell -c`` in a third process, exactly as a developer or a task worker would.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.live_client import LiveStream
+from tests.servers import manage
+
+pytestmark = pytest.mark.server
+
+PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
+CORE = "channels_redis.core.RedisChannelLayer"
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_url: str) -> str:
+    manage("migrate", "--noinput", env={"DATABASE_URL": postgres_url})
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, server_database: str) -> str:
+    if request.param == "sqlite":
+        return server_database
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+def make_env(redis_url: str, database: str, layer: str = PUBSUB) -> dict[str, str]:
+    return {
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER_BACKEND": layer,
+        "DATABASE_URL": database,
+        # Groups and replay streams of this test only, whatever else uses this Redis.
+        "DJANGO_SSE_KEY_PREFIX": "t" + uuid.uuid4().hex[:12],
+        "DJANGO_SSE_PING_INTERVAL": "0.3",
+    }
+
+
+def shell(code: str, env: dict[str, str]) -> str:
+    """Run ``code`` in ``manage.py shell``; return the last line it printed."""
+    output = manage("shell", "--no-imports", "-c", code, env=env)
+    return output.strip().splitlines()[-1] if output.strip() else ""
+
+
+@pytest.fixture
+def streams() -> Iterator[list[LiveStream]]:
+    opened: list[LiveStream] = []
+    yield opened
+    for stream in opened:
+        stream.close()
+
+
+def open_stream(opened: list[LiveStream], url: str, last_event_id: str | None = None) -> LiveStream:
+    stream = LiveStream(url, last_event_id)
+    opened.append(stream)
+    assert stream.status == 200
+    return stream
+
+
+CREATE = """
+from demo_project.items.models import Item
+print(Item.objects.create(name={name!r}, price="12.50").pk)
+"""
+
+
+@pytest.mark.parametrize("layer", [PUBSUB, CORE], ids=["pubsub", "core"])
+def test_a_save_in_a_shell_reaches_a_client_of_another_server(
+    start: StartServer,
+    redis_url: str,
+    database: str,
+    layer: str,
+    streams: list[LiveStream],
+) -> None:
+    env = make_env(redis_url, database, layer)
+    server_a = start("uvicorn", env=env)
+    start("daphne", env=env)  # a second process subscribed to nothing: must not matter
+    stream = open_stream(streams, server_a.url + "/items/live")
+    name = "shell-" + uuid.uuid4().hex[:8]
+    pk = int(shell(CREATE.format(name=name), env).strip())
+
+    [event] = stream.wait_for(1)
+    assert event.type == "created"
+    assert json.loads(event.data) == {"id": pk, "name": name, "price": "12.50"}
+    assert event.last_event_id.count("-") == 1  # a Redis stream id: "<ms>-<seq>"
+
+
+@pytest.mark.parametrize("layer", [PUBSUB, CORE], ids=["pubsub", "core"])
+def test_a_client_that_reconnects_to_the_other_server_gets_exactly_what_it_missed(
+    start: StartServer,
+    redis_url: str,
+    database: str,
+    layer: str,
+    streams: list[LiveStream],
+) -> None:
+    env = make_env(redis_url, database, layer)
+    server_a = start("daphne", env=env)
+    server_b = start("uvicorn", env=env)
+    first = open_stream(streams, server_a.url + "/items/live")
+    pk = int(shell(CREATE.format(name="before"), env).strip())
+    [created] = first.wait_for(1)
+    first.close()
+
+    shell(
+        "from demo_project.items.models import Item\n"
+        f"item = Item.objects.get(pk={pk})\n"
+        "for n in range(3):\n"
+        "    item.name = f'missed-{n}'\n"
+        "    item.save()\n",
+        env,
+    )
+    again = open_stream(streams, server_b.url + "/items/live", created.last_event_id)
+    missed = again.wait_for(3)
+    assert [(e.type, json.loads(e.data)["name"]) for e in missed] == [
+        ("updated", "missed-0"),
+        ("updated", "missed-1"),
+        ("updated", "missed-2"),
+    ]
+    ids = [created.last_event_id] + [e.last_event_id for e in missed]
+    assert len(set(ids)) == 4
+    # ... and then the live events, without a duplicate of the replayed ones.
+    shell(f"from demo_project.items.models import Item\nItem.objects.filter(pk={pk}).delete()", env)
+    events = again.wait_for(4)
+    assert events[3].type == "deleted" and json.loads(events[3].data)["id"] == pk
+    assert len(again.settle(0.8)) == 4
+
+
+def test_a_rolled_back_save_publishes_nothing_and_a_commit_publishes_once(
+    start: StartServer, redis_url: str, database: str, streams: list[LiveStream]
+) -> None:
+    env = make_env(redis_url, database)
+    server = start("uvicorn", env=env)
+    stream = open_stream(streams, server.url + "/items/live")
+    shell(
+        "from django.db import transaction\n"
+        "from demo_project.items.models import Item\n"
+        "try:\n"
+        "    with transaction.atomic():\n"
+        "        Item.objects.create(name='rolled-back', price='1.00')\n"
+        "        raise RuntimeError\n"
+        "except RuntimeError:\n"
+        "    pass\n"
+        "with transaction.atomic():\n"
+        "    item = Item.objects.create(name='committed', price='2.00')\n"
+        "    with transaction.atomic():\n"
+        "        inner = Item.objects.create(name='savepoint-rolled-back', price='3.00')\n"
+        "        transaction.set_rollback(True)\n",
+        env,
+    )
+    events = stream.settle(1.0)
+    assert [(e.type, json.loads(e.data)["name"]) for e in events] == [("created", "committed")]
+
+
+def test_a_per_object_stream_sees_only_its_object(
+    start: StartServer, redis_url: str, server_database: str, streams: list[LiveStream]
+) -> None:
+    env = make_env(redis_url, server_database)
+    server = start("uvicorn", env=env)
+    pk = int(shell(CREATE.format(name="mine"), env).strip())
+    other = int(shell(CREATE.format(name="other"), env).strip())
+    stream = open_stream(streams, f"{server.url}/items/{pk}/live")
+    shell(
+        "from demo_project.items.models import Item\n"
+        f"Item.objects.filter(pk__in=[{pk}, {other}]).update(price='9.99')\n"
+        "from django_sse.signals import publish_queryset\n"
+        f"publish_queryset(Item.objects.filter(pk__in=[{pk}, {other}]))\n",
+        env,
+    )
+    [event] = stream.wait_for(1)
+    assert json.loads(event.data) == {"id": pk, "name": "mine", "price": "9.99"}
+    assert len(stream.settle(0.8)) == 1
