@@ -14,4 +14,5 @@ urlpatterns = [
     path("test/no-content", views.no_content),
     path("test/headers", views.custom_headers),
     path("test/browser/", include("tests.browser.urls")),
+    path("", include("tests.live_views")),
 ]
