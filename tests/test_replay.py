@@ -1,0 +1,83 @@
+"""The replay log: ids, windows, expiry and the reset answers, in memory and in Redis Streams."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from django_sse.delivery import parse_id
+from django_sse.replay import MemoryLog, NullLog, Record, RedisLog
+
+
+def record(n: int) -> Record:
+    return Record(body=f"data: {n}\n".encode(), payload=str(n).encode())
+
+
+async def test_memory_ids_are_monotonic_and_replay_is_exact() -> None:
+    log = MemoryLog(window=10, ttl=60)
+    ids = [(await log.append("g", record(n))).id for n in range(5)]
+    keys = [parse_id(i) for i in ids]
+    assert keys == sorted(keys)  # type: ignore[type-var]
+    replay = await log.since("g", ids[1])
+    assert replay.reset is None
+    assert [d.id for d in replay.deliveries] == ids[2:]
+    assert [d.data for d in replay.deliveries] == [2, 3, 4]
+    assert replay.deliveries[0].wire == f"data: 2\nid: {ids[2]}\n\n".encode()
+    assert (await log.since("g", ids[-1])).deliveries == []
+
+
+async def test_memory_window_and_unknown_ids_answer_reset() -> None:
+    log = MemoryLog(window=3, ttl=60)
+    ids = [(await log.append("g", record(n))).id for n in range(6)]
+    assert [d.id for d in (await log.since("g", ids[2])).deliveries] == ids[3:]
+    expired = await log.since("g", ids[1])
+    assert (expired.reset, expired.newest_id) == ("expired", ids[-1])
+    for foreign in ["nonsense", "1-1", f"{log.epoch}-99"]:
+        assert (await log.since("g", foreign)).reset == "unknown"
+
+
+async def test_memory_entries_expire_after_the_ttl() -> None:
+    log = MemoryLog(window=10, ttl=0.05)
+    first = (await log.append("g", record(0))).id
+    await log.append("g", record(1))
+    await asyncio.sleep(0.1)
+    assert (await log.since("g", first)).reset == "expired"
+
+
+async def test_replay_turned_off_always_resets() -> None:
+    log = NullLog()
+    event_id = (await log.append("g", record(0))).id
+    assert (await log.since("g", event_id)).reset == "disabled"
+
+
+@pytest.fixture
+async def redis_log(redis_url: str) -> AsyncIterator[RedisLog]:
+    log = RedisLog(redis_url, window=5, ttl=60, prefix="test-replay-" + uuid.uuid4().hex[:8])
+    yield log
+    await log._client().delete(log.key("g"))
+    await log._client().aclose()
+
+
+async def test_redis_stream_ids_are_the_event_ids(redis_log: RedisLog) -> None:
+    deliveries = [await redis_log.append("g", record(n)) for n in range(4)]
+    ids = [d.id for d in deliveries]
+    assert all(parse_id(i) is not None for i in ids)
+    assert len(set(ids)) == 4
+    replay = await redis_log.since("g", ids[0])
+    assert [d.id for d in replay.deliveries] == ids[1:]  # exclusive start
+    assert [d.wire for d in replay.deliveries] == [d.wire for d in deliveries[1:]]
+    assert [d.data for d in replay.deliveries] == [1, 2, 3]
+    assert (await redis_log.since("g", ids[-1])).deliveries == []
+
+
+async def test_redis_reset_past_the_window(redis_log: RedisLog) -> None:
+    ids = [(await redis_log.append("g", record(n))).id for n in range(300)]
+    # MAXLEN ~ trims whole blocks: the oldest ids are gone, the newest are kept.
+    assert (await redis_log.since("g", ids[0])).reset == "expired"
+    assert [d.id for d in (await redis_log.since("g", ids[-3])).deliveries] == ids[-2:]
+    assert (await redis_log.since("g", "garbage")).reset == "unknown"
+    assert (await redis_log.since("g", "99999999999999-0")).reset == "unknown"
+    assert (await redis_log.since("other", ids[-1])).reset == "expired"
