@@ -9,6 +9,7 @@ wire bytes and never encode it again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -69,3 +70,17 @@ async def publish(group: str, event: Any) -> str:
 def publish_sync(group: str, event: Any) -> str:
     """``publish`` for sync code: views, signal handlers, management commands, shells, tasks."""
     return async_to_sync(publish)(group, event)
+
+
+async def publish_many(events: Iterable[tuple[str, Any]]) -> list[str]:
+    """``publish`` each ``(group, event)`` in order."""
+    return [await publish(group, event) for group, event in events]
+
+
+def publish_many_sync(events: Iterable[tuple[str, Any]]) -> list[str]:
+    """``publish_many`` for sync code: one trip to the event loop for the whole batch.
+
+    Outside any event loop (a shell, a task worker) each ``async_to_sync`` call runs a new loop
+    with its own broker connections, so batching matters for bulk operations.
+    """
+    return async_to_sync(publish_many)(list(events))

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from .events import ServerSentEvent
 from .groups import validate_group
-from .publish import publish_sync
+from .publish import publish_many_sync
 
 logger = logging.getLogger("django_sse")
 
@@ -104,17 +104,20 @@ class Registration:
         payload = self.schema.model_validate(instance, from_attributes=True)
         return ServerSentEvent(event=self.events[action], data=payload)
 
-    def publish_on_commit(self, instance: models.Model, action: str, using: str) -> None:
+    def events_for(self, instance: models.Model, action: str) -> list[tuple[str, ServerSentEvent]]:
         # Built now: after a delete, or a later save in the same transaction, the instance
         # no longer shows what this signal saw.
         event = self.event(instance, action)
-        groups = self.groups_for(instance)
+        return [(group, event) for group in self.groups_for(instance)]
 
-        def send() -> None:
-            for group in groups:
-                publish_sync(group, event)
+    def publish_on_commit(self, instance: models.Model, action: str, using: str) -> None:
+        _publish_on_commit(self.events_for(instance, action), using)
 
-        transaction.on_commit(send, using=using, robust=True)
+
+def _publish_on_commit(events: list[tuple[str, ServerSentEvent]], using: str) -> None:
+    if events:
+        # robust: a broker that is down must not break the code that committed.
+        transaction.on_commit(lambda: publish_many_sync(events), using=using, robust=True)
 
 
 _registry: dict[type[models.Model], Registration] = {}
@@ -191,8 +194,10 @@ def publish_instances(
     """
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}: use {', '.join(ACTIONS)}.")
+    events: list[tuple[str, ServerSentEvent]] = []
     for instance in instances:
-        registration_for(type(instance)).publish_on_commit(instance, action, using)
+        events += registration_for(type(instance)).events_for(instance, action)
+    _publish_on_commit(events, using)
 
 
 def publish_queryset(queryset: models.QuerySet[Any], action: str = "updated") -> None:

@@ -20,7 +20,7 @@ Published = list[tuple[str, ServerSentEvent]]
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> Published:
     sent: Published = []
-    monkeypatch.setattr(signals, "publish_sync", lambda group, event: sent.append((group, event)))
+    monkeypatch.setattr(signals, "publish_many_sync", sent.extend)
     return sent
 
 
