@@ -91,8 +91,12 @@ class EventSourceResponse(StreamingHttpResponse):
         """
         if self._pump is None:
             return
-        self._pump.start()
-        await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
+        if isinstance(self._pump, Subscription):
+            # Joining and replaying is all that can fail early: no need to wait for an event.
+            await self._pump.setup()
+        else:
+            self._pump.start()
+            await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
         if self._pump.finished and self._pump.error is not None and not self._pump.has_data:
             error, self._pump.error = self._pump.error, None
             raise error
