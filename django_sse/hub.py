@@ -149,8 +149,9 @@ class Hub:
             raise
 
     async def _discard(self, group: str, state: _Group) -> None:
+        # Wait for the group's join outside the lock: that join needs the lock to finish.
+        await asyncio.wait([state.ready])
         async with self._lock:
-            await asyncio.wait([state.ready])
             channel = self.channel
             if channel is not None and not state.ready.cancelled() and not state.ready.exception():
                 try:

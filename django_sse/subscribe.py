@@ -100,6 +100,11 @@ class Subscription:
         self._capacity = self.limit
         return data
 
+    async def setup(self) -> None:
+        """Join the hub and replay; ``wait`` does it too, the first time it is called."""
+        if not self._set_up:
+            await self._setup()
+
     async def wait(self, limit: float | None) -> None:
         """Return when there is data, the subscription ended, or ``limit`` seconds passed."""
         if not self._set_up:

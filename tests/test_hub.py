@@ -217,3 +217,13 @@ def test_invalid_group_names_are_refused_at_once() -> None:
 async def test_publish_refuses_an_event_with_an_id(group: str) -> None:
     with pytest.raises(ValueError, match="assigns event ids"):
         await publish(group, ServerSentEvent(data=1, id="7"))
+
+
+async def test_priming_a_subscription_does_not_wait_for_a_first_event(group: str) -> None:
+    response = EventSourceResponse(subscribe(group))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await response.prime(wait=10)  # a generator would be waited on for up to 10 s
+    assert loop.time() - started < 5
+    assert get_hub().groups()[group] == 1  # joined: the stream misses nothing from here on
+    await response._pump.close()  # type: ignore[union-attr]
