@@ -8,7 +8,9 @@ import pytest
 from tests.browser.chromium import Console, launch_chromium
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is running, asyncio believes a loop
+# runs in this thread, and the async tests of other modules could not start theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     yield from launch_chromium()
 
