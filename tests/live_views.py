@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from demo_project.items.models import Item
 from django_sse import EventSourceResponse
+from django_sse.hub import get_hub
 from django_sse.subscribe import Subscription
 from django_sse.views import SubscriptionView
 
@@ -25,6 +26,12 @@ async def holding_connection(request: HttpRequest) -> EventSourceResponse:
     return EventSourceResponse(Subscription("items.item", release_database=False))
 
 
+async def hub_state(request: HttpRequest) -> JsonResponse:
+    """What the server's hub holds: local subscribers per group, and its layer channels."""
+    hub = get_hub()
+    return JsonResponse({"groups": hub.groups(), "channels": hub.channels})
+
+
 def forbid_odd(request: HttpRequest, group: str, pk: int) -> bool:
     return pk % 2 == 0
 
@@ -35,6 +42,7 @@ urlpatterns = [
         SubscriptionView.as_view(group="items.item", check=touches_the_database),
     ),
     path("test/live/holding", holding_connection),
+    path("test/live/hub", hub_state),
     path(
         "test/live/login/<str:name>",
         SubscriptionView.as_view(group="items.{name}", login_required=True),

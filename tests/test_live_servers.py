@@ -7,9 +7,11 @@ by ``manage.py shell -c`` in a third process, exactly as a developer or a task w
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import StartServer
@@ -179,3 +181,25 @@ def test_a_per_object_stream_sees_only_its_object(
     [event] = stream.wait_for(1)
     assert json.loads(event.data) == {"id": pk, "name": "mine", "price": "9.99"}
     assert len(stream.settle(0.8)) == 1
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_disconnected_clients_leave_the_hub_and_the_last_one_releases_the_group(
+    start: StartServer, redis_url: str, server_database: str, kind: str
+) -> None:
+    server = start(kind, env=make_env(redis_url, server_database))
+
+    def hub() -> dict[str, object]:
+        state: dict[str, object] = httpx.get(server.url + "/test/live/hub", timeout=10).json()
+        return state
+
+    opened = [LiveStream(server.url + "/items/live") for _ in range(3)]
+    try:
+        assert hub() == {"groups": {"items.item": 3}, "channels": 1}
+    finally:
+        for stream in opened:
+            stream.close()
+    deadline = time.monotonic() + 10
+    while hub() != {"groups": {}, "channels": 0} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert hub() == {"groups": {}, "channels": 0}
