@@ -240,3 +240,8 @@ def get_hub() -> Hub:
     if hub is None or hub.layer is not layer:
         hub = _hubs[loop] = Hub(layer)
     return hub
+
+
+def listening_loops() -> list[asyncio.AbstractEventLoop]:
+    """Event loops whose hub currently holds a channel."""
+    return [loop for loop, hub in list(_hubs.items()) if hub.channel and not loop.is_closed()]

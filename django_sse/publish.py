@@ -19,7 +19,7 @@ from .delivery import Delivery
 from .encoding import encode_event, json_bytes
 from .events import ServerSentEvent
 from .groups import layer_group
-from .hub import current_layer
+from .hub import current_layer, listening_loops
 from .replay import Record, get_log
 
 
@@ -58,13 +58,31 @@ async def publish(group: str, event: Any) -> str:
     record = make_record(event)
     delivery: Delivery = await get_log().append(group, record)
     layer = current_layer()
-    await layer.group_send(name, delivery.message())
     if isinstance(layer, InMemoryChannelLayer):
-        # The in-memory layer drops messages once a channel holds ``capacity`` (100) of them,
-        # and its group_send never yields: give this loop's hub a turn to drain its channel,
-        # so a burst published in a tight loop is not cut short.
-        await asyncio.sleep(0)
+        await _send_in_memory(layer, name, delivery.message())
+    else:
+        await layer.group_send(name, delivery.message())
     return delivery.id
+
+
+async def _send_in_memory(layer: InMemoryChannelLayer, name: str, message: Any) -> None:
+    # The in-memory layer's queues are asyncio queues: not thread-safe, and they only wake the
+    # loop that reads them when written from that loop. A publish from a thread with a loop of
+    # its own (a worker thread calling publish_sync) is therefore sent from the hub's loop.
+    loops = listening_loops()
+    if loops and asyncio.get_running_loop() not in loops:
+        future = asyncio.run_coroutine_threadsafe(_group_send(layer, name, message), loops[0])
+        await asyncio.wrap_future(future)
+    else:
+        await _group_send(layer, name, message)
+
+
+async def _group_send(layer: InMemoryChannelLayer, name: str, message: Any) -> None:
+    await layer.group_send(name, message)
+    # The in-memory layer drops messages once a channel holds ``capacity`` (100) of them, and
+    # its group_send never yields: give this loop's hub a turn to drain its channel, so that a
+    # burst published in a tight loop is not cut short.
+    await asyncio.sleep(0)
 
 
 def publish_sync(group: str, event: Any) -> str:

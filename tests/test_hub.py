@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -227,3 +228,16 @@ async def test_priming_a_subscription_does_not_wait_for_a_first_event(group: str
     assert loop.time() - started < 5
     assert get_hub().groups()[group] == 1  # joined: the stream misses nothing from here on
     await response._pump.close()  # type: ignore[union-attr]
+
+
+async def test_publish_sync_from_a_thread_with_no_loop_of_ours(group: str) -> None:
+    # A plain thread (a scheduler, a thread started by a view): publish_sync runs a loop of its
+    # own there, and the in-memory layer must still wake this loop's hub.
+    subscription = subscribe(group)
+    await subscription.wait(0.001)
+    thread = threading.Thread(target=publish_sync, args=(group, "from a thread"))
+    thread.start()
+    [chunk] = await collect(subscription, 1)
+    assert chunk.startswith(b'data: "from a thread"\n')
+    await asyncio.to_thread(thread.join, 5)
+    await subscription.close()
