@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
-from tests.servers import manage
+from tests.servers import ServerProcess, manage
 
 pytestmark = pytest.mark.server
 
@@ -203,3 +203,13 @@ def test_disconnected_clients_leave_the_hub_and_the_last_one_releases_the_group(
     while hub() != {"groups": {}, "channels": 0} and time.monotonic() < deadline:
         time.sleep(0.1)
     assert hub() == {"groups": {}, "channels": 0}
+
+
+def test_refusals_are_plain_error_responses_on_a_real_server(daphne: ServerProcess) -> None:
+    with httpx.Client(timeout=10) as client:
+        assert client.get(daphne.url + "/test/live/login/item").status_code == 401
+        assert client.get(daphne.url + "/test/live/even/3").status_code == 403
+        assert client.get(daphne.url + "/test/live/open/a:b").status_code == 400
+        with client.stream("GET", daphne.url + "/test/live/even/4") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
