@@ -8,7 +8,6 @@ measured here is the streaming library, not the middleware stack. ``BENCH_APP`` 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 BENCH_APP = os.environ.get("BENCH_APP", "django_sse")
 
@@ -28,7 +27,7 @@ elif BENCH_APP == "eventstream":
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("BENCH_DB", str(Path(__file__).resolve().parent / "bench.sqlite3")),
+        "NAME": os.environ.get("BENCH_DB", ":memory:"),
         "OPTIONS": {"timeout": 20},
     }
 }
