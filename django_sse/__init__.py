@@ -4,12 +4,14 @@ from .events import ServerSentEvent
 from .last_event_id import get_last_event_id
 from .publish import publish, publish_sync
 from .response import EventSourceResponse
-from .subscribe import subscribe
+from .subscribe import latest_event_id, latest_event_id_sync, subscribe
 
 __all__ = [
     "EventSourceResponse",
     "ServerSentEvent",
     "get_last_event_id",
+    "latest_event_id",
+    "latest_event_id_sync",
     "publish",
     "publish_sync",
     "subscribe",

@@ -59,6 +59,8 @@ class ReplayLog(Protocol):
 
     async def since(self, group: str, last_event_id: str) -> Replay: ...
 
+    async def newest(self, group: str) -> str | None: ...
+
 
 class MemoryLog:
     """Ring buffers in this process; thread-safe because ``publish_sync`` runs in any thread."""
@@ -116,6 +118,11 @@ class MemoryLog:
             first = ring[0][1].key[1]
             return Replay(deliveries=[d for _, d in list(ring)[key[1] + 1 - first :]])
 
+    async def newest(self, group: str) -> str | None:
+        # "<epoch>-0" for a group without events yet: its first event is then replayed too.
+        with self._lock:
+            return f"{self.epoch}-{self._sequences.get(group, 0)}"
+
 
 class NullLog(MemoryLog):
     """Replay turned off: ids are assigned as by the memory log, but nothing is kept."""
@@ -127,6 +134,9 @@ class NullLog(MemoryLog):
         with self._lock:
             sequence = self._sequences.get(group, 0)
         return Replay(reset="disabled", newest_id=f"{self.epoch}-{sequence}" if sequence else None)
+
+    async def newest(self, group: str) -> str | None:
+        return None  # nothing can be resumed from: an id would only earn a reset
 
 
 class RedisLog:
@@ -194,6 +204,10 @@ class RedisLog:
             return Replay(reset="expired", newest_id=newest)
         entries: Any = await client.xrange(key, "(" + last_event_id, "+")
         return Replay(deliveries=[_delivery(group, _decode(i), f) for i, f in entries or ()])
+
+    async def newest(self, group: str) -> str | None:
+        last: Any = await self._client().xrevrange(self.key(group), "+", "-", count=1)
+        return _decode(last[0][0]) if last else None
 
 
 def _decode(value: bytes | str) -> str:

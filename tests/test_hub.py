@@ -241,3 +241,17 @@ async def test_publish_sync_from_a_thread_with_no_loop_of_ours(group: str) -> No
     assert chunk.startswith(b'data: "from a thread"\n')
     await asyncio.to_thread(thread.join, 5)
     await subscription.close()
+
+
+async def test_a_page_rendered_at_the_latest_id_misses_nothing_before_it_connects(
+    group: str,
+) -> None:
+    from django_sse import latest_event_id
+
+    await publish(group, "before the page")
+    rendered_at = await latest_event_id(group)  # the view reads this, then renders its state
+    between = [await publish(group, n) for n in range(3)]  # before the browser connects
+    subscription = subscribe(group, last_event_id=rendered_at)
+    events = parse(b"".join(await collect(subscription, 3))).events
+    assert [e.last_event_id for e in events] == between
+    await subscription.close()

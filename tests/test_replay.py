@@ -81,3 +81,29 @@ async def test_redis_reset_past_the_window(redis_log: RedisLog) -> None:
     assert (await redis_log.since("g", "garbage")).reset == "unknown"
     assert (await redis_log.since("g", "99999999999999-0")).reset == "unknown"
     assert (await redis_log.since("other", ids[-1])).reset == "expired"
+
+
+async def test_newest_id_resumes_exactly_after_it_in_memory() -> None:
+    log = MemoryLog(window=10, ttl=60)
+    empty = await log.newest("g")
+    first = (await log.append("g", record(0))).id
+    # A page rendered before any event resumes from "<epoch>-0": the first event is replayed.
+    assert [d.id for d in (await log.since("g", empty or "")).deliveries] == [first]
+    assert await log.newest("g") == first
+    later = [(await log.append("g", record(n))).id for n in (1, 2)]
+    assert [d.id for d in (await log.since("g", first)).deliveries] == later
+
+
+async def test_newest_id_in_redis(redis_log: RedisLog) -> None:
+    assert await redis_log.newest("g") is None
+    first = (await redis_log.append("g", record(0))).id
+    assert await redis_log.newest("g") == first
+    later = [(await redis_log.append("g", record(n))).id for n in (1, 2)]
+    assert await redis_log.newest("g") == later[-1]
+    assert [d.id for d in (await redis_log.since("g", first)).deliveries] == later
+
+
+async def test_replay_turned_off_offers_no_id_to_resume_from() -> None:
+    log = NullLog()
+    await log.append("g", record(0))
+    assert await log.newest("g") is None

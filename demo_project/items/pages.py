@@ -6,6 +6,8 @@ from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from django_sse import latest_event_id_sync
+
 from .models import Item
 
 
@@ -22,7 +24,10 @@ def home(request: HttpRequest) -> HttpResponse:
         form.save()
         # Post/redirect/get: the new item arrives through the stream like any other change.
         return redirect("home")
-    return render(request, "items/home.html", {"items": Item.objects.all(), "form": form})
+    # Read before the items: whatever changes after this id is replayed when the page connects.
+    latest = latest_event_id_sync("items.item")
+    items = list(Item.objects.all())
+    return render(request, "items/home.html", {"items": items, "form": form, "latest": latest})
 
 
 def logs(request: HttpRequest) -> HttpResponse:
