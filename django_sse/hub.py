@@ -104,6 +104,21 @@ class Hub:
         """Local subscribers per group."""
         return {name: len(group.members) for name, group in self._groups.items()}
 
+    def stats(self) -> dict[str, Any]:
+        """A snapshot for health checks and leak tests: what this hub holds right now.
+
+        ``tasks`` counts the hub's own live tasks (receive, renew, pending group releases): with
+        no subscriber left and the background work done, everything here is zero or empty.
+        """
+        own = [self._receiver, self._renewer, *self._background]
+        return {
+            "groups": self.groups(),
+            "subscribers": sum(len(group.members) for group in self._groups.values()),
+            "channels": self.channels,
+            "tasks": sum(1 for task in own if task is not None and not task.done()),
+            "received": self.received,
+        }
+
     async def join(self, group: str, subscriber: Subscriber) -> None:
         """Add ``subscriber`` to ``group``; returns once the layer delivers the group's events."""
         state = self._groups.get(group)
