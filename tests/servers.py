@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +60,9 @@ def start_server(
     app: str = "tests.asgi:application",
     port: int = 0,
     ready_path: str = "/test/health",
+    args: Sequence[str] = (),
 ) -> ServerProcess:
+    """Start ``kind`` on a loopback socket (``port`` 0: any free one); ``args`` go to the server."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -69,9 +71,13 @@ def start_server(
     fd = sock.fileno()
     host, bound_port = sock.getsockname()
     if kind == "daphne":
-        command = [sys.executable, "-m", "daphne", "--fd", str(fd), app]
+        command = [sys.executable, "-m", "daphne", "--fd", str(fd), *args, app]
     elif kind == "uvicorn":
-        command = [sys.executable, "-m", "uvicorn", "--fd", str(fd), "--log-level", "warning", app]
+        command = [
+            *(sys.executable, "-m", "uvicorn", "--fd", str(fd), "--log-level", "warning"),
+            *args,
+            app,
+        ]
     else:
         raise ValueError(kind)
     log_path = log_dir / f"{kind}-{bound_port}.log"

@@ -1,0 +1,173 @@
+"""Graceful shutdown: SIGTERM/SIGINT with 1,000 open streams, then a restart that loses nothing.
+
+Endless streams must not keep a server from exiting. Daphne cancels its applications when its
+reactor stops. uvicorn sends no ``http.disconnect`` to a response that is still running and
+exposes nothing an application could watch before its lifespan shutdown (which comes only after
+every connection closed), so it waits forever unless it runs with
+``--timeout-graceful-shutdown N``: after N seconds it cancels the streams, whose ``finally``
+blocks then run. The clients reconnect to the restarted server (same port) with their
+``Last-Event-ID`` and the Redis replay log gives them exactly what was published meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import StartServer
+from tests.servers import ServerProcess
+from tests.stream_client import RawStream, address
+from tests.test_live_servers import make_env, shell
+
+pytestmark = pytest.mark.server
+
+STREAMS = 1000
+# A functional bound, not a performance figure: "exits within a few seconds".
+EXIT_BOUND = 10.0
+UVICORN_ARGS = ["--timeout-graceful-shutdown", "2"]
+GROUP = "x.shutdown"
+PATH = "/test/live/open/shutdown"
+
+
+def subscribers(server: ServerProcess) -> int:
+    groups = httpx.get(server.url + "/test/live/hub", timeout=10).json()["groups"]
+    return int(groups.get(GROUP, 0))
+
+
+def wait_for_subscribers(server: ServerProcess, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while subscribers(server) < count:
+        assert time.monotonic() < deadline, f"{subscribers(server)} of {count} subscribed"
+        time.sleep(0.2)
+
+
+def publish(server: ServerProcess, count: int, start: int) -> list[str]:
+    response = httpx.get(
+        server.url + "/test/acc/publish",
+        params={"group": GROUP, "count": count, "start": start},
+        timeout=20,
+    )
+    ids: list[str] = response.json()["ids"]
+    return ids
+
+
+async def open_all(url: str, last_ids: list[str | None]) -> list[RawStream]:
+    """Open one stream per entry (with that ``Last-Event-ID``), a hundred connects at a time."""
+    gate = asyncio.Semaphore(100)
+
+    async def one(last_id: str | None) -> RawStream:
+        stream = RawStream(url, PATH, {"Last-Event-ID": last_id} if last_id else None)
+        async with gate:
+            assert await stream.open(30) == 200
+        return stream
+
+    return list(await asyncio.gather(*(one(last_id) for last_id in last_ids)))
+
+
+async def read_all(streams: list[RawStream], count: int) -> None:
+    await asyncio.gather(*(stream.read_events(count, 30) for stream in streams))
+
+
+def numbers(stream: RawStream) -> list[int]:
+    return [json.loads(event.data)["n"] for event in stream.events()]
+
+
+def stop_and_time(server: ServerProcess, sig: int) -> float:
+    """Send ``sig``; return how long the server took to exit (fails past ``EXIT_BOUND``)."""
+    started = time.monotonic()
+    server.process.send_signal(sig)
+    try:
+        server.process.wait(EXIT_BOUND)
+    except subprocess.TimeoutExpired:
+        server.stop(signal.SIGKILL)
+        pytest.fail(f"{server.kind} still running {EXIT_BOUND} s after {sig!r}:\n{server.log()}")
+    elapsed = time.monotonic() - started
+    server.stop()  # closes the test's copy of the listening socket: the port is free again
+    return elapsed
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_restart(
+    start: StartServer, redis_url: str, server_database: str, kind: str, sig: int
+) -> None:
+    env = make_env(redis_url, server_database)
+    args = UVICORN_ARGS if kind == "uvicorn" else []
+    server = start(kind, env=env, args=args)
+    port = address(server.url)[1]
+
+    async def scenario() -> tuple[float, list[RawStream], list[RawStream]]:
+        streams = await open_all(server.url, [None] * STREAMS)
+        await asyncio.to_thread(wait_for_subscribers, server, STREAMS)
+        await asyncio.to_thread(publish, server, 3, 0)
+        await read_all(streams, 3)
+        assert all(numbers(stream) == [0, 1, 2] for stream in streams)
+
+        reading = asyncio.gather(*(stream.read_to_end(EXIT_BOUND + 5) for stream in streams))
+        elapsed = await asyncio.to_thread(stop_and_time, server, sig)
+        await reading
+        for stream in streams:
+            await stream.close()
+
+        # While the server is down: published from another process, kept in the Redis log.
+        await asyncio.to_thread(
+            shell,
+            "from django_sse import ServerSentEvent, publish_sync\n"
+            "for n in range(3, 6):\n"
+            f"    publish_sync({GROUP!r}, ServerSentEvent(data={{'n': n, 'owner': ''}}))\n",
+            env,
+        )
+        restarted = await asyncio.to_thread(start, kind, env=env, args=args, port=port)
+        assert restarted.url == server.url
+
+        last_ids = [stream.events()[-1].last_event_id for stream in streams]
+        resumed = await open_all(restarted.url, list(last_ids))
+        await read_all(resumed, 3)  # the three missed ones, replayed
+        await asyncio.to_thread(wait_for_subscribers, restarted, STREAMS)
+        await asyncio.to_thread(publish, restarted, 2, 6)  # and live ones after them
+        await read_all(resumed, 5)
+        for stream in resumed:
+            await stream.close()
+        return elapsed, streams, resumed
+
+    elapsed, streams, resumed = asyncio.run(scenario())
+    print(f"\n{kind} {signal.Signals(sig).name}: exited {elapsed:.2f} s after the signal")
+    assert all(stream.eof for stream in streams)
+    assert all(numbers(stream) == [3, 4, 5, 6, 7] for stream in resumed)
+    # Redis stream ids ("<ms>-<seq>"): new ones, increasing from the last one seen before.
+    ids = [streams[0].events()[-1].last_event_id] + [e.last_event_id for e in resumed[0].events()]
+    keys = [tuple(int(part) for part in event_id.split("-")) for event_id in ids]
+    assert keys == sorted(set(keys)) and len(keys) == 6
+
+
+def test_uvicorn_without_a_graceful_timeout_waits_for_open_streams(
+    start: StartServer, server_database: str
+) -> None:
+    """Why the flag is needed: uvicorn keeps waiting for endless streams after SIGTERM.
+
+    If a uvicorn release starts ending running responses on shutdown, this test fails and the
+    README's advice can be revisited.
+    """
+    server = start("uvicorn", env={"DJANGO_SSE_PING_INTERVAL": "0.3"})
+
+    async def scenario() -> bool:
+        streams = [RawStream(server.url, PATH) for _ in range(3)]
+        for stream in streams:
+            assert await stream.open() == 200
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(3)
+        still_running = server.process.poll() is None
+        # A second Ctrl+C forces uvicorn out (what an operator would do).
+        server.process.send_signal(signal.SIGINT)
+        await asyncio.to_thread(server.process.wait, EXIT_BOUND)
+        for stream in streams:
+            await stream.close()
+        return still_running
+
+    assert asyncio.run(scenario())
