@@ -17,6 +17,10 @@ DEFAULTS: dict[str, Any] = {
     "STREAM_BUFFER": 256,
     # Events a subscriber may fall behind before it is disconnected (it then resumes by id).
     "SUBSCRIBER_QUEUE": 1000,
+    # Bytes one subscription writes before its response ends and the client resumes by id on a
+    # fresh connection. Daphne has no write backpressure: for a client that stopped reading it
+    # buffers whatever is written, so this is what bounds that memory. None: no limit.
+    "SUBSCRIBER_MAX_BYTES": 4 * 1024 * 1024,
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,

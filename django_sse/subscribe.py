@@ -71,6 +71,9 @@ class Subscription:
         self.last_event_id = last_event_id
         self.filter = filter
         self.limit = max(1, int(conf.get("SUBSCRIBER_QUEUE") if queue_size is None else queue_size))
+        max_bytes = conf.get("SUBSCRIBER_MAX_BYTES")
+        self.max_bytes: int | None = int(max_bytes) if max_bytes else None
+        self.written = 0
         self._release_database = release_database
         self._pending: deque[EncodedEvent] = deque()
         self._capacity = self.limit
@@ -89,6 +92,7 @@ class Subscription:
         self.finished = False
         self.error: Exception | None = None
         self.lagged = False
+        self.exhausted = False  # wrote SUBSCRIBER_MAX_BYTES: the client goes on on a new connection
 
     # --- the interface EventSourceResponse drives (the same as StreamPump's) ---
 
@@ -105,6 +109,7 @@ class Subscription:
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         self._capacity = self.limit
+        self._spend(len(data))
         return data
 
     async def setup(self) -> None:
@@ -176,6 +181,7 @@ class Subscription:
                 event = self._pending.popleft()
                 if not self._pending:
                     self._capacity = self.limit
+                self._spend(len(event))
                 return event
             if self.finished:
                 if self.error is not None:
@@ -219,6 +225,19 @@ class Subscription:
         _resolve(self._waiter)
 
     # --- internals ---
+
+    def _spend(self, size: int) -> None:
+        self.written += size
+        if self.max_bytes is None or self.written < self.max_bytes or self._pending:
+            return
+        # End after these bytes, at an event boundary: the client resumes from its last id on a
+        # new connection. Daphne buffers every write for a client that stopped reading, and
+        # this is the bound on that buffer (uvicorn blocks the writer, and SUBSCRIBER_QUEUE
+        # applies).
+        self.exhausted = True
+        if self._hub is not None:
+            self._hub.leave(self.group, self)
+        self.end()
 
     def _overflow(self) -> bool:
         # Never slow the others down: this client reconnects and replays what it missed.

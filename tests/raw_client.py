@@ -23,8 +23,9 @@ def address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-def request(path: str, headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Accept: text/event-stream"]
+def request(path: str, headers: dict[str, str] | None = None, version: str = "1.1") -> bytes:
+    """A GET; HTTP/1.0 makes both servers send the body unchunked, so it parses as is."""
+    lines = [f"GET {path} HTTP/{version}", "Host: 127.0.0.1", "Accept: text/event-stream"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -53,7 +54,7 @@ def stats(url: str, collect: bool = False) -> dict[str, object]:
     return result
 
 
-def frozen_socket(url: str, path: str, rcvbuf: int = 4096) -> socket.socket:
+def frozen_socket(url: str, path: str, rcvbuf: int = 4096, version: str = "1.1") -> socket.socket:
     """A client that sends its request and then never reads: its receive window fills up.
 
     SO_RCVBUF must be set before connect() for the kernel to advertise the small window.
@@ -62,5 +63,5 @@ def frozen_socket(url: str, path: str, rcvbuf: int = 4096) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.settimeout(10)
     sock.connect(address(url))
-    sock.sendall(request(path))
+    sock.sendall(request(path, version=version))
     return sock

@@ -1,55 +1,99 @@
-"""Server-side state for the reliability tests: ``/test/rel/stats``.
+"""Test-only views for the reliability tests (churn, frozen clients, Redis restarts).
 
-(Rebuilt from tests/test_churn.py's use of it after this file was overwritten by mistake by
-the access-tests work, whose views now live in tests/access_views.py.)
+``/test/rel/stats`` reports the hub's snapshot, the channel layer's own bookkeeping (group
+memberships and channel queues of this event loop), the loop's tasks and the process's RSS, so a
+test can prove from outside that disconnected clients left nothing behind.
+``/test/rel/publish`` publishes from inside the server (the in-memory layer lives there) and
+stamps each event with ``time.monotonic()``, one clock for every process on Linux, so a client
+can measure publish-to-receipt latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
-import resource
-from pathlib import Path
+import time
+from typing import Any
 
-from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from django_sse.hub import current_layer, get_hub
+from django_sse import publish
+from django_sse.groups import layer_group
+from django_sse.hub import get_hub
+from django_sse.views import SubscriptionView
 
 
 def _rss_kib() -> int:
-    # The current resident set (not the peak that getrusage reports) from /proc when there is one.
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
+    with open("/proc/self/status") as status:
+        for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return 0
 
 
-def _layer_state() -> dict[str, int]:
-    layer = current_layer()
-    if isinstance(layer, InMemoryChannelLayer):
-        return {
-            "memberships": sum(len(channels) for channels in layer.groups.values()),
-            "channels": len(layer.channels),
-        }
-    return {"memberships": -1, "channels": -1}
+def _trim() -> None:
+    # glibc keeps freed arenas mapped; give them back so RSS shows what is really still in use.
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _layer_state(layer: Any, prefix: str) -> dict[str, int]:
+    """Group memberships and channel queues the layer keeps for this loop (in-memory, pubsub)."""
+    inner = layer
+    if hasattr(layer, "_get_layer"):  # RedisPubSubChannelLayer: one inner layer per loop
+        inner = layer._get_layer()
+    groups = getattr(inner, "groups", None)
+    channels = getattr(inner, "channels", None)
+    memberships = 0
+    if isinstance(groups, dict):
+        memberships = sum(len(members) for name, members in groups.items() if prefix in name)
+    return {
+        "memberships": memberships,
+        "channels": len(channels) if isinstance(channels, dict) else -1,
+    }
 
 
 async def stats(request: HttpRequest) -> JsonResponse:
     if request.GET.get("gc"):
         gc.collect()
+        _trim()
+    hub = get_hub()
+    current = asyncio.current_task()
+    prefix = layer_group("x")[: -len("x")]
     return JsonResponse(
         {
-            "hub": get_hub().stats(),
-            "layer": _layer_state(),
-            # This request's own task is running too, in every snapshot alike.
-            "tasks": len(asyncio.all_tasks()),
+            "hub": hub.stats(),
+            "layer": _layer_state(hub.layer, prefix),
+            # Every task of the server's loop except the one serving this request.
+            "tasks": len([t for t in asyncio.all_tasks() if t is not current]),
             "rss_kib": _rss_kib(),
         }
     )
 
 
-urlpatterns = [path("test/rel/stats", stats)]
+async def publish_view(request: HttpRequest) -> JsonResponse:
+    """Publish ``n`` events ``{"seq", "t", "pad"}`` to ``group``; a failure is a 503 naming it."""
+    group = request.GET.get("group", "rel")
+    count = int(request.GET.get("n", "1"))
+    start = int(request.GET.get("seq", "0"))
+    # Padding makes events big enough to fill socket buffers in a few hundred events.
+    pad = "p" * int(request.GET.get("pad", "0"))
+    ids: list[str] = []
+    try:
+        for seq in range(start, start + count):
+            ids.append(await publish(group, {"seq": seq, "t": time.monotonic(), "pad": pad}))
+    except Exception as exc:
+        return JsonResponse({"ids": ids, "error": f"{type(exc).__name__}: {exc}"}, status=503)
+    return JsonResponse({"ids": ids})
+
+
+urlpatterns = [
+    path("test/rel/stats", stats),
+    path("test/rel/publish", publish_view),
+    # A small SUBSCRIBER_QUEUE, so that a frozen client falls behind after few events.
+    path("test/rel/stream/<str:name>", SubscriptionView.as_view(group="x.{name}", queue_size=50)),
+]
