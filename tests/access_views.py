@@ -21,13 +21,17 @@ from django_sse.views import SubscriptionView
 
 
 async def publish_view(request: HttpRequest) -> JsonResponse:
-    """Publish ``count`` events ``{"n": start + i, "owner": owner}`` to ``group``; their ids."""
+    """Publish ``count`` events ``{"n": start + i, "owner": ...}`` to ``group``; their ids.
+
+    ``owners`` (comma-separated) take turns as the owner of the events.
+    """
     group = request.GET.get("group", "")
     count = int(request.GET.get("count", "1"))
     start = int(request.GET.get("start", "0"))
-    owner = request.GET.get("owner", "")
+    owners = request.GET.get("owners", "").split(",")
     ids = []
     for n in range(start, start + count):
+        owner = owners[n % len(owners)]
         ids.append(await publish(group, ServerSentEvent(data={"n": n, "owner": owner})))
     return JsonResponse({"ids": ids})
 
