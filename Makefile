@@ -47,5 +47,14 @@ $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
+# SOAK_STREAMS streams held for SOAK_SECONDS with steady publishing, in the bench's virtualenv;
+# writes soak/results/ (SOAK.md, soak.png). SOAK_ARGS: see soak/run.py (--rate, --server).
+SOAK_SECONDS ?= 600
+SOAK_STREAMS ?= 5000
+SOAK_ARGS ?=
+
+soak: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m soak.run --seconds $(SOAK_SECONDS) --streams $(SOAK_STREAMS) $(SOAK_ARGS)
+
 clean:
 	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache
