@@ -10,6 +10,14 @@ no task per event.
 ``receive()`` is never wrapped in a timeout: ``RedisPubSubChannelLayer`` unsubscribes a channel
 whose ``receive()`` is cancelled and drops what was queued for it. The receive task is cancelled
 only when no group is left, and then the channel is abandoned with it.
+
+A broker connection can fail without ``receive()`` ever raising: ``RedisPubSubChannelLayer``
+logs the error, reconnects and resubscribes by itself, and whatever was published before it
+resubscribed is silently gone. So on a layer other than the in-memory one the hub sends itself a
+numbered heartbeat every ``HEARTBEAT_INTERVAL`` seconds. A heartbeat that cannot be sent, one
+that is lost (the next one arrives first) or silence for ``HEARTBEAT_MISSES`` intervals means
+live events may have been lost: the hub ends every local subscriber, whose clients reconnect
+with their last id and get what they missed from the replay log, and the next join starts over.
 """
 
 from __future__ import annotations
@@ -35,6 +43,14 @@ logger = logging.getLogger("django_sse")
 # Layers forget a group membership after ``group_expiry`` (a day by default); a hub that lives
 # longer renews its memberships well before that.
 MAX_RENEW_INTERVAL = 3600.0
+HEARTBEAT_TYPE = "django_sse.heartbeat"
+HEARTBEAT_INTERVAL = 1.0
+# Generous: a busy hub may take a while to reach a heartbeat queued behind many events.
+HEARTBEAT_MISSES = 5
+
+
+class LayerFailure(ConnectionError):
+    """The channel layer lost or could not carry this process's messages."""
 
 
 class Subscriber(Protocol):
@@ -92,8 +108,10 @@ class Hub:
         self._lock = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.received = 0  # messages taken from the layer, for tests and benchmarks
+        self._heard = 0  # the last heartbeat received on the current channel
 
     @property
     def channels(self) -> int:
@@ -110,7 +128,7 @@ class Hub:
         ``tasks`` counts the hub's own live tasks (receive, renew, pending group releases): with
         no subscriber left and the background work done, everything here is zero or empty.
         """
-        own = [self._receiver, self._renewer, *self._background]
+        own = [self._receiver, self._renewer, self._watcher, *self._background]
         return {
             "groups": self.groups(),
             "subscribers": sum(len(group.members) for group in self._groups.values()),
@@ -152,9 +170,10 @@ class Hub:
             async with self._lock:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel()
-                    self._receiver = asyncio.get_running_loop().create_task(
-                        self._receive(self.channel)
-                    )
+                    loop = asyncio.get_running_loop()
+                    self._receiver = loop.create_task(self._receive(self.channel))
+                    if not isinstance(self.layer, InMemoryChannelLayer):
+                        self._watcher = loop.create_task(self._watch(self.channel))
                 await self.layer.group_add(layer_group(group), self.channel)
                 self._start_renewer()
         except BaseException:
@@ -178,12 +197,13 @@ class Hub:
 
     async def _stop(self) -> None:
         # Nobody is left: let the channel go with its receive task (see the module docstring).
-        for task in (self._receiver, self._renewer):
+        for task in (self._receiver, self._renewer, self._watcher):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
-        self._receiver = self._renewer = None
+        self._receiver = self._renewer = self._watcher = None
         self.channel = None
+        self._heard = 0
 
     def _start_renewer(self) -> None:
         expiry = getattr(self.layer, "group_expiry", None)
@@ -214,12 +234,33 @@ class Hub:
                 self._fail(exc)
                 return
             self.received += 1
-            if message.get("type") != MESSAGE_TYPE:
+            kind = message.get("type")
+            if kind == HEARTBEAT_TYPE:
+                if message.get("n") != self._heard + 1:
+                    self._fail(LayerFailure("The channel layer lost a heartbeat of this process"))
+                    return
+                self._heard += 1
+                continue
+            if kind != MESSAGE_TYPE:
                 continue
             try:
                 self.dispatch(Delivery.from_message(message))
             except Exception:
                 logger.exception("Could not dispatch a message from the channel layer")
+
+    async def _watch(self, channel: str) -> None:
+        sent = 0
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            if sent - self._heard >= HEARTBEAT_MISSES:
+                self._fail(LayerFailure("The channel layer stopped delivering to this process"))
+                return
+            try:
+                await self.layer.send(channel, {"type": HEARTBEAT_TYPE, "n": sent + 1})
+            except Exception as exc:
+                self._fail(exc)
+                return
+            sent += 1
 
     def dispatch(self, delivery: Delivery) -> None:
         """Hand one event to every local subscriber of its group."""
@@ -234,14 +275,32 @@ class Hub:
     def _fail(self, error: Exception) -> None:
         # Subscribers reconnect and resume by id; the next join starts over with a new channel.
         groups, self._groups = self._groups, {}
-        self.channel = None
-        self._receiver = None
-        if self._renewer is not None:
-            self._renewer.cancel()
-            self._renewer = None
+        logger.warning(
+            "Channel layer failure (%s): closing %d local subscribers, they resume by id",
+            error,
+            sum(len(state.members) for state in groups.values()),
+        )
+        channel, self.channel = self.channel, None
+        self._heard = 0
+        current = asyncio.current_task()
+        for task in (self._receiver, self._renewer, self._watcher):
+            if task is not None and task is not current:
+                task.cancel()
+        self._receiver = self._renewer = self._watcher = None
         for state in groups.values():
             for subscriber in state.members:
                 subscriber.end(error)
+        if channel is not None and groups:
+            self._spawn(self._forget(channel, list(groups)))
+
+    async def _forget(self, channel: str, groups: list[str]) -> None:
+        # Best effort: the layer may still list the abandoned channel in these groups (the
+        # pubsub layer would stay subscribed to them); it may also still be unreachable.
+        for group in groups:
+            try:
+                await asyncio.wait_for(self.layer.group_discard(layer_group(group), channel), 5)
+            except Exception:
+                logger.info("Could not leave channel-layer group %s after a failure", group)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()

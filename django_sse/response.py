@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.http import StreamingHttpResponse
 
 from . import conf
@@ -19,6 +20,10 @@ logger = logging.getLogger("django_sse")
 # Sent at once when the first event is not ready: Daphne writes the headers only with the first
 # body chunk, and a browser fires "open" only when it has them.
 OPENING = b": open\n\n"
+# The last bytes of a subscription that could not start or was cut off by a broker failure: the
+# browser reconnects this many milliseconds later with its Last-Event-ID and resumes. (An error
+# status instead would make EventSource give up for good.)
+RETRY_AFTER_FAILURE = b"retry: 2000\n\n"
 
 DEFAULT_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -94,6 +99,9 @@ class EventSourceResponse(StreamingHttpResponse):
         if isinstance(self._pump, Subscription):
             # Joining and replaying is all that can fail early: no need to wait for an event.
             await self._pump.setup()
+            if not isinstance(self._pump.error, ImproperlyConfigured):
+                # A broker or database outage: a 200 that tells the browser to come back.
+                return
         else:
             self._pump.start()
             await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
@@ -119,6 +127,8 @@ class EventSourceResponse(StreamingHttpResponse):
                     yield PING
             if pump.error is not None:
                 logger.error("Event stream ended by an exception", exc_info=pump.error)
+                if isinstance(pump, Subscription):
+                    yield RETRY_AFTER_FAILURE
         finally:
             await pump.close()
 

@@ -7,8 +7,10 @@ HTTP to open an event stream and read its bytes. Every read is bounded by a dead
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -65,3 +67,101 @@ def frozen_socket(url: str, path: str, rcvbuf: int = 4096, version: str = "1.1")
     sock.connect(address(url))
     sock.sendall(request(path, version=version))
     return sock
+
+
+TICK = re.compile(rb'"seq": ?(-?\d+), ?"t": ?([0-9.eE+-]+)')
+ID = re.compile(rb"^id: ?(.*)$", re.M)
+RETRY = re.compile(rb"^retry: ?(\d+)$", re.M)
+
+
+class Browser:
+    """What an ``EventSource`` does, on a raw socket.
+
+    It reads every event and remembers the last id; when the stream ends or cannot be opened,
+    it reconnects after ``retry`` seconds (or what the server's ``retry:`` field said) with
+    ``Last-Event-ID``. It records each event's ``seq`` and publish-to-receipt latency: events
+    carry the ``time.monotonic()`` of their publication, one clock for every process on Linux.
+    """
+
+    def __init__(
+        self, url: str, path: str, last_event_id: str | None = None, retry: float = 0.0
+    ) -> None:
+        self.url = url
+        self.path = path
+        self.retry = retry
+        self.seqs: list[int] = []
+        self.latency: dict[int, float] = {}
+        self.last_id: str | None = last_event_id
+        self.buffer = b""
+        self.task: asyncio.Task[None] | None = None
+        self.reconnects = 0
+        self.failures: list[str] = []  # why connections could not be opened
+        self.opened = asyncio.Event()
+
+    async def connect(self) -> None:
+        host, port = address(self.url)
+        self.reader, self.writer = await asyncio.open_connection(host, port)
+        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
+        self.writer.write(request(self.path, headers, version="1.0"))
+        head = await read_until(self.reader, b"\r\n\r\n", limit=20)
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status:
+            self.writer.close()
+            raise ConnectionError(status.decode(errors="replace"))
+        self.feed(head.split(b"\r\n\r\n", 1)[1])
+        self.opened.set()
+
+    async def open(self) -> None:
+        """Connect once (failing loudly), then keep reading and reconnecting in a task."""
+        await self.connect()
+        self.task = asyncio.get_running_loop().create_task(self.run())
+
+    def feed(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.buffer += data
+        *blocks, self.buffer = self.buffer.split(b"\n\n")
+        for block in blocks:
+            retry = RETRY.search(block)
+            if retry is not None:
+                self.retry = int(retry[1]) / 1000
+            event_id = ID.search(block)
+            if event_id is not None:
+                self.last_id = event_id[1].decode()
+            tick = TICK.search(block)
+            if tick is not None:
+                seq = int(tick[1])
+                self.seqs.append(seq)
+                self.latency[seq] = now - float(tick[2])
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while chunk := await self.reader.read(65536):
+                    self.feed(chunk)
+            except OSError:
+                pass
+            # An unterminated event is discarded; the next connection resumes from the last id.
+            self.writer.close()
+            self.buffer = b""
+            while True:
+                await asyncio.sleep(self.retry)
+                self.reconnects += 1
+                try:
+                    await self.connect()
+                    break
+                except (OSError, TimeoutError) as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}"[:100])
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.wait([self.task])
+        self.writer.close()
+
+
+async def all_received(browsers: list[Browser], count: int, limit: float = 30) -> None:
+    """Wait until every browser has ``count`` events; ``TimeoutError`` after ``limit`` s."""
+    async with asyncio.timeout(limit):
+        # Polling keeps the readers untouched by the test's bookkeeping.
+        while any(len(b.seqs) < count for b in browsers):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

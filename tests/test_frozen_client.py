@@ -11,7 +11,6 @@ reported; the asserts are about what was delivered, what was dropped and what wa
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import statistics
 import time
@@ -20,76 +19,14 @@ import httpx
 import pytest
 
 from tests.conftest import StartServer
-from tests.raw_client import address, frozen_socket, read_until, request, stats
+from tests.raw_client import Browser, all_received, frozen_socket, stats
 
 pytestmark = pytest.mark.server
 
-TICK = re.compile(rb'"seq": ?(-?\d+), ?"t": ?([0-9.eE+-]+)')
-ID = re.compile(rb"^id: ?(.*)$", re.M)
 READERS = 10
 BATCHES = 40
 BATCH = 10
 PAD = 16000  # bytes per event: 400 events outgrow the 4 MiB a loopback send buffer may reach
-
-
-class Reader:
-    """A client that reads everything, records each event's latency and the last id, and
-    reconnects with ``Last-Event-ID`` when the server ends the stream, as a browser does."""
-
-    def __init__(self, url: str, path: str, last_event_id: str | None = None) -> None:
-        self.url = url
-        self.path = path
-        self.seqs: list[int] = []
-        self.latency: dict[int, float] = {}
-        self.last_id: str | None = last_event_id
-        self.buffer = b""
-        self.task: asyncio.Task[None] | None = None
-        self.reconnects = 0
-
-    async def connect(self) -> None:
-        host, port = address(self.url)
-        self.reader, self.writer = await asyncio.open_connection(host, port)
-        headers = {"Last-Event-ID": self.last_id} if self.last_id else {}
-        self.writer.write(request(self.path, headers, version="1.0"))
-        head = await read_until(self.reader, b"\r\n\r\n", limit=20)
-        assert head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200"), head[:200]
-        self.feed(head.split(b"\r\n\r\n", 1)[1])
-
-    async def open(self) -> None:
-        await self.connect()
-        self.task = asyncio.get_running_loop().create_task(self.run())
-
-    def feed(self, data: bytes) -> None:
-        now = time.monotonic()
-        self.buffer += data
-        *blocks, self.buffer = self.buffer.split(b"\n\n")
-        for block in blocks:
-            tick = TICK.search(block)
-            if tick is None:
-                continue
-            seq = int(tick[1])
-            self.seqs.append(seq)
-            self.latency[seq] = now - float(tick[2])
-            event_id = ID.search(block)
-            if event_id is not None:
-                self.last_id = event_id[1].decode()
-
-    async def run(self) -> None:
-        while True:
-            while chunk := await self.reader.read(65536):
-                self.feed(chunk)
-            # The server ended the stream (SUBSCRIBER_MAX_BYTES, or it dropped us): an
-            # unterminated event is discarded, and the next connection resumes from the last id.
-            self.writer.close()
-            self.buffer = b""
-            self.reconnects += 1
-            await self.connect()
-
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.wait([self.task])
-        self.writer.close()
 
 
 async def publish_batches(
@@ -107,14 +44,7 @@ async def publish_batches(
     return seq
 
 
-async def all_received(readers: list[Reader], count: int, limit: float = 30) -> None:
-    async with asyncio.timeout(limit):
-        # Polling keeps the readers untouched by the test's bookkeeping.
-        while any(len(r.seqs) < count for r in readers):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-
-
-def summary(readers: list[Reader], seqs: range) -> dict[str, float]:
+def summary(readers: list[Browser], seqs: range) -> dict[str, float]:
     values = sorted(r.latency[s] for r in readers for s in seqs)
     return {
         "p50_ms": 1000 * statistics.median(values),
@@ -141,7 +71,7 @@ def drain(sock: socket.socket, quiet: float = 2.0) -> bytes:
 
 async def scenario(url: str, group: str) -> dict[str, object]:
     path = f"/test/rel/stream/{group}"
-    readers = [Reader(url, path) for _ in range(READERS)]
+    readers = [Browser(url, path) for _ in range(READERS)]
     for reader in readers:
         await reader.open()
     async with httpx.AsyncClient(base_url=url, timeout=20) as client:
@@ -184,11 +114,11 @@ async def scenario(url: str, group: str) -> dict[str, object]:
 
     # The frozen client wakes up: it reads what it had been sent, then reconnects with the last
     # id it saw, as a browser does, and must get exactly the rest.
-    woken = Reader(url, path)
+    woken = Browser(url, path)
     woken.feed(head.split(b"\r\n\r\n", 1)[1] + drain(frozen))
     frozen.close()
     assert woken.last_id is not None
-    resumed = Reader(url, path, last_event_id=woken.last_id)
+    resumed = Browser(url, path, last_event_id=woken.last_id)
     await resumed.open()
     # It joined at ``middle``; a reconnect after the last event has nothing to replay.
     if woken.seqs[-1:] != [end - 1]:
