@@ -180,7 +180,16 @@ class Hub:
             state = self._groups.get(group)
             if state is not None and state.ready is asyncio.current_task():
                 del self._groups[group]
+            if not self._groups:
+                # A join that failed (the broker is down) must not leave a channel and its tasks
+                # behind when nobody else is subscribed.
+                self._spawn(self._stop_if_idle())
             raise
+
+    async def _stop_if_idle(self) -> None:
+        async with self._lock:
+            if not self._groups:
+                await self._stop()
 
     async def _discard(self, group: str, state: _Group) -> None:
         # Wait for the group's join outside the lock: that join needs the lock to finish.

@@ -34,6 +34,7 @@ class FlakyLayer:
         self.inner = InMemoryChannelLayer()
         self.lose_heartbeats = 0
         self.broken: Exception | None = None
+        self.refuse_groups: Exception | None = None
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         if self.broken is not None:
@@ -42,6 +43,11 @@ class FlakyLayer:
             self.lose_heartbeats -= 1
             return
         await self.inner.send(channel, message)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if self.refuse_groups is not None:
+            raise self.refuse_groups
+        await self.inner.group_add(group, channel)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -143,3 +149,18 @@ async def test_a_subscription_ends_after_its_byte_budget_at_an_event_boundary() 
     assert received.endswith(b"\n\n")
     assert group not in get_hub().groups()
     await subscription.close()
+
+
+async def test_a_join_that_fails_leaves_no_channel_or_task_behind() -> None:
+    layer = FlakyLayer()
+    hub = Hub(layer)
+    layer.refuse_groups = ConnectionError("Error 111 connecting")
+    with pytest.raises(ConnectionError):
+        await hub.join("g", Recorder())
+    await until(lambda: hub.stats()["tasks"] == 0)
+    assert hub.channel is None and hub.groups() == {}
+    layer.refuse_groups = None
+    subscriber = Recorder()
+    await hub.join("g", subscriber)  # the broker is back: the next join works
+    assert hub.channel is not None
+    hub.leave("g", subscriber)
