@@ -154,3 +154,20 @@ def test_a_frozen_client_is_dropped_and_resumes_without_slowing_the_others(
     assert int(result["rss_growth_kib"]) < 6 * 1024  # type: ignore[call-overload]
     # Not delayed: a generous sanity bound, not a performance threshold.
     assert result["with"]["max_ms"] < 10_000  # type: ignore[index]
+
+
+def test_control_without_a_byte_budget_daphne_buffers_everything_for_a_frozen_client(
+    start: StartServer,
+) -> None:
+    """What SUBSCRIBER_MAX_BYTES is for: Daphne never blocks a write, so without the budget the
+    frozen subscriber never falls behind, is never dropped, and the server holds everything
+    the kernel would not take."""
+    server = start(
+        "daphne",
+        env={"DJANGO_SSE_PING_INTERVAL": "5", "DJANGO_SSE_SUBSCRIBER_MAX_BYTES": "0"},
+    )
+    result = asyncio.run(scenario(server.url, "control"))
+    print(f"\ndaphne without SUBSCRIBER_MAX_BYTES: {result}")
+    assert result["subscribers_after"] == READERS + 1
+    assert result["frozen_got"] == 2 * BATCHES * BATCH
+    assert int(result["rss_growth_kib"]) > 4 * 1024  # type: ignore[call-overload]
