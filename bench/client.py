@@ -292,13 +292,23 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     gc.disable()  # hundreds of thousands of floats: no collections in the middle of a burst
     connect_s = 0.0
     errors: dict[str, int] = {}
+    # Server CPU spent connecting: wall time to connect swings with the machine's other load.
+    connect_cpu = [cpu_seconds(pid) for pid in args.server_pid]
     for each, count in zip(runs, per_server, strict=True):
         seconds, errs = await each.open_many(args.path, count, args.concurrency, args.timeout)
         connect_s += seconds
         for name, value in errs.items():
             errors[name] = errors.get(name, 0) + value
     streams = [stream for each in runs for stream in each.streams]
-    result: dict[str, Any] = {"subs": args.subs, "connect_s": connect_s, "connect_errors": errors}
+    result: dict[str, Any] = {
+        "subs": args.subs,
+        "connect_s": connect_s,
+        "connect_cpu_s": sum(
+            cpu_seconds(pid) - before
+            for pid, before in zip(args.server_pid, connect_cpu, strict=True)
+        ),
+        "connect_errors": errors,
+    }
 
     # Prove every stream is subscribed before counting: publish markers (seq -1) until each
     # stream has seen one, so a subscription that registers late is not counted as a loss.
@@ -388,7 +398,9 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
     await run.open("/stream", args.timeout)
     await asyncio.sleep(0.5)
     before = rss_kib(pid)
+    cpu_before = cpu_seconds(pid)
     seconds, errors = await run.open_many("/stream", args.conns, args.concurrency, args.timeout)
+    connect_cpu = cpu_seconds(pid) - cpu_before
     await asyncio.sleep(args.settle)
     after = rss_kib(pid)
     open_streams = sum(not stream.closed for stream in run.streams) - 1
@@ -396,6 +408,7 @@ async def idle(args: argparse.Namespace) -> dict[str, Any]:
         "conns": args.conns,
         "open": open_streams,
         "connect_s": seconds,
+        "connect_cpu_s": connect_cpu,
         "connect_errors": errors,
         "rss_before_kib": before,
         "rss_after_kib": after,

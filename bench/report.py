@@ -215,6 +215,15 @@ def headline(r: Results) -> list[list[str]]:
         1,
         False,
     )
+    add(
+        f"Daphne: server CPU to connect {subs:,} streams ÷ Django hub's",
+        ratio(
+            r.value("fanout", "django_sse", "daphne", "connect_cpu_s", **p),
+            r.value("fanout", "hub", "daphne", "connect_cpu_s", **p),
+        ),
+        1,
+        False,
+    )
     return rows
 
 
@@ -274,7 +283,8 @@ def fanout_table(r: Results, subs: int, events: int, rate: int) -> str:
         rows.append(
             [
                 run["target"],
-                fmt(res["connect_s"], ".1f", " s"),
+                fmt(res["connect_s"], ".1f", " s")
+                + (f" (CPU {res['connect_cpu_s']:.1f} s)" if "connect_cpu_s" in res else ""),
                 fmt(res["deliveries_per_s"]),
                 ms(res["p50_s"]),
                 ms(res["p99_s"]),
@@ -307,7 +317,7 @@ def idle_table(r: Results) -> str:
     for run in labels(r, "idle"):
         res = run["result"]
         if "error" in res:
-            rows.append([run["target"], "n/a", "n/a", "n/a", res["error"][:120]])
+            rows.append([run["target"], "n/a", "n/a", "n/a", "n/a", res["error"][:120]])
             continue
         errors = sum(res["connect_errors"].values())
         rows.append(
@@ -316,10 +326,12 @@ def idle_table(r: Results) -> str:
                 f"{res['open']:,}/{res['conns']:,}",
                 fmt(res["kib_per_conn"], ".1f", " KiB"),
                 fmt(res["connect_s"], ".1f", " s"),
+                fmt(res.get("connect_cpu_s"), ".1f", " s"),
                 f"{errors} errors: {res['connect_errors']}" if errors else "",
             ]
         )
-    return table(["target", "open", "memory per stream", "time to connect all", "note"], rows)
+    header = ["target", "open", "memory per stream", "time to connect all", "server CPU", "note"]
+    return table(header, rows)
 
 
 def e2e_table(r: Results) -> str:
