@@ -121,9 +121,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     samples = result["samples"]
     minutes = [s["t"] / 60 for s in samples]
     figure, (memory, latency) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    memory.plot(minutes, [s["rss_mib"] for s in samples], color="tab:blue")
+    rss = [s["rss_mib"] for s in samples]
+    memory.plot(minutes, rss, ".-", color="tab:blue", label="with the streams open")
+    idle = result["rss_idle_kib"] / 1024
+    memory.axhline(idle, color="tab:gray", linestyle="--", label="idle, before connecting")
     memory.set_ylabel("server RSS (MiB)")
-    memory.set_ylim(bottom=0)
+    memory.set_ylim(0, max(rss) * 1.2)
+    memory.legend(loc="lower right")
     memory.grid(alpha=0.3)
     memory.set_title(
         f"django_sse soak: {result['streams']:,} streams, {result['rate']} event/s "
@@ -159,6 +163,9 @@ def summary(result: dict[str, Any]) -> str:
         f"streams with every event: {result['complete']:,}, in order: {result['in_order']:,}, "
         f"closed early: {result['closed_early']}",
         f"- result: {'PASS' if ok else 'FAIL'}",
+        "",
+        f"One row a minute: the {result['samples'][0]['t']:.0f}-second sample that ends then "
+        "(CPU seconds are cumulative since publishing began).",
         "",
         "| minute | RSS MiB | server CPU s | open | received | p50 ms | p99 ms | max ms |",
         "|---|---|---|---|---|---|---|---|",
