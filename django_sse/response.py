@@ -117,14 +117,22 @@ class EventSourceResponse(StreamingHttpResponse):
         try:
             if not pump.has_data:
                 yield OPENING
+            await pump.wait(self.ping_interval)  # the first wait also sets a subscription up
+            subscription = pump if isinstance(pump, Subscription) else None
             while True:
-                await pump.wait(self.ping_interval)
                 if pump.has_data:
                     yield pump.take()
                 elif pump.finished:
                     break
                 else:
                     yield PING
+                if subscription is not None:
+                    # A future, not a coroutine, per wake-up: see Subscription.waiter.
+                    waiter = subscription.waiter(self.ping_interval)
+                    if waiter is not None:
+                        await waiter
+                else:
+                    await pump.wait(self.ping_interval)
             if pump.error is not None:
                 logger.error("Event stream ended by an exception", exc_info=pump.error)
                 if isinstance(pump, Subscription):

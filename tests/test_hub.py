@@ -255,3 +255,22 @@ async def test_a_page_rendered_at_the_latest_id_misses_nothing_before_it_connect
     events = parse(b"".join(await collect(subscription, 3))).events
     assert [e.last_event_id for e in events] == between
     await subscription.close()
+
+
+async def test_a_subscription_stream_pings_while_idle_and_delivers_between_pings(
+    group: str,
+) -> None:
+    from django_sse.encoding import PING
+
+    stream = EventSourceResponse(subscribe(group), ping_interval=0.05).__aiter__()
+    assert await anext(stream) == OPENING
+    assert await asyncio.wait_for(anext(stream), 5) == PING  # idle: a ping, then another
+    assert await asyncio.wait_for(anext(stream), 5) == PING
+    published = [await publish(group, n) for n in range(3)]
+    received = b""
+    while received.count(b"data:") < 3:
+        received += await asyncio.wait_for(anext(stream), 5)
+    events = parse(received).events
+    assert [e.last_event_id for e in events] == published
+    assert await asyncio.wait_for(anext(stream), 5) == PING  # idle again
+    await stream.aclose()  # type: ignore[attr-defined]
