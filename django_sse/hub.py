@@ -195,6 +195,10 @@ class Hub:
         # Wait for the group's join outside the lock: that join needs the lock to finish.
         await asyncio.wait([state.ready])
         async with self._lock:
+            if group in self._groups:
+                # Re-joined meanwhile (a page reload): that join's group_add may already have run,
+                # and discarding now would silence every new subscriber of the group.
+                return
             channel = self.channel
             if channel is not None and not state.ready.cancelled() and not state.ready.exception():
                 try:

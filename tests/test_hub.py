@@ -274,3 +274,19 @@ async def test_a_subscription_stream_pings_while_idle_and_delivers_between_pings
     assert [e.last_event_id for e in events] == published
     assert await asyncio.wait_for(anext(stream), 5) == PING  # idle again
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_leaving_and_rejoining_at_once_keeps_the_group_live(group: str) -> None:
+    # A page reload: the old subscriber leaves and a new one joins within a few loop turns.
+    old = subscribe(group)
+    await old.setup()
+    await old.close()
+    new = subscribe(group)
+    await new.setup()
+    for _ in range(20):
+        await asyncio.sleep(0)  # let the old subscriber's background discard run
+    assert layer_members(group) == 1
+    event_id = await publish(group, "after the reload")
+    (chunk,) = await collect(new, 1)
+    assert chunk.endswith(f"id: {event_id}\n\n".encode())
+    await new.close()
