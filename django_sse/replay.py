@@ -131,9 +131,9 @@ class NullLog(MemoryLog):
         super().__init__(window=1, ttl=0)
 
     async def since(self, group: str, last_event_id: str) -> Replay:
-        with self._lock:
-            sequence = self._sequences.get(group, 0)
-        return Replay(reset="disabled", newest_id=f"{self.epoch}-{sequence}" if sequence else None)
+        # No id to resume from: the reset goes out with an empty id, so the client forgets its
+        # own instead of sending it back (and being reset, and reloading) forever.
+        return Replay(reset="disabled", newest_id=None)
 
     async def newest(self, group: str) -> str | None:
         return None  # nothing can be resumed from: an id would only earn a reset
