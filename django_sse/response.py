@@ -96,15 +96,21 @@ class EventSourceResponse(StreamingHttpResponse):
         """
         if self._pump is None:
             return
-        if isinstance(self._pump, Subscription):
-            # Joining and replaying is all that can fail early: no need to wait for an event.
-            await self._pump.setup()
-            if not isinstance(self._pump.error, ImproperlyConfigured):
-                # A broker or database outage: a 200 that tells the browser to come back.
-                return
-        else:
-            self._pump.start()
-            await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
+        try:
+            if isinstance(self._pump, Subscription):
+                # Joining and replaying is all that can fail early: no need to wait for an event.
+                await self._pump.setup()
+                if not isinstance(self._pump.error, ImproperlyConfigured):
+                    # A broker or database outage: a 200 that tells the browser to come back.
+                    return
+            else:
+                self._pump.start()
+                await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
+        except BaseException:
+            # The client went away while we waited (Django cancels the request) and will drop
+            # this response without iterating it: nothing else would stop the source.
+            await self._pump.close()
+            raise
         if self._pump.finished and self._pump.error is not None and not self._pump.has_data:
             error, self._pump.error = self._pump.error, None
             raise error

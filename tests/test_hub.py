@@ -290,3 +290,13 @@ async def test_leaving_and_rejoining_at_once_keeps_the_group_live(group: str) ->
     (chunk,) = await collect(new, 1)
     assert chunk.endswith(f"id: {event_id}\n\n".encode())
     await new.close()
+
+
+async def test_a_client_gone_while_priming_a_subscription_leaves_the_group(group: str) -> None:
+    response = EventSourceResponse(subscribe(group))
+    priming = asyncio.create_task(response.prime())
+    await asyncio.sleep(0)
+    priming.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await priming
+    await until(lambda: group not in get_hub().groups() and layer_members(group) == 0)

@@ -227,3 +227,23 @@ async def test_middleware_turns_early_exceptions_into_error_responses() -> None:
     assert (await client.get("/test/raise-before?kind=404")).status_code == 404
     assert (await client.get("/test/raise-before?kind=403")).status_code == 403
     assert (await client.get("/test/raise-before?kind=400")).status_code == 400
+
+
+async def test_a_client_gone_while_priming_stops_the_source() -> None:
+    closed = asyncio.Event()
+
+    async def source() -> AsyncIterator[int]:
+        try:
+            await asyncio.sleep(3600)
+            yield 1
+        finally:
+            closed.set()
+
+    response = EventSourceResponse(source())
+    priming = asyncio.create_task(response.prime(wait=30))
+    await asyncio.sleep(0.05)
+    priming.cancel()  # what Django does when the client disconnects during the middleware
+    with pytest.raises(asyncio.CancelledError):
+        await priming
+    assert closed.is_set()
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
