@@ -195,9 +195,22 @@ class Subscription:
                     error, self.error = self.error, None
                     raise error
                 raise StopAsyncIteration
-            await self.wait(None)
+            try:
+                await self.wait(None)
+            except BaseException:
+                # Cancelled with the generator iterating us (a disconnect): leave the group.
+                await self.close()
+                raise
 
     async def aclose(self) -> None:
+        await self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # ``async for`` never closes what it iterates: a generator closed at its own ``yield``
+        # would leave this subscription in the hub. ``async with subscribe(...)`` closes it.
         await self.close()
 
     # --- called by the hub ---

@@ -300,3 +300,22 @@ async def test_a_client_gone_while_priming_a_subscription_leaves_the_group(group
     with pytest.raises(asyncio.CancelledError):
         await priming
     await until(lambda: group not in get_hub().groups() and layer_members(group) == 0)
+
+
+async def test_a_subscription_wrapped_in_a_generator_is_released_on_disconnect(group: str) -> None:
+    async def events() -> AsyncIterator[object]:
+        yield ServerSentEvent(comment="hello")
+        async with subscribe(group) as subscription:
+            async for chunk in subscription:
+                yield chunk
+
+    stream = EventSourceResponse(events()).__aiter__()
+    received = b""
+    while b"hello" not in received:
+        received += await asyncio.wait_for(anext(stream), 5)
+    await until(lambda: group in get_hub().groups())
+    await publish(group, 1)
+    while b"data: 1" not in received:
+        received += await asyncio.wait_for(anext(stream), 5)
+    await stream.aclose()  # type: ignore[attr-defined]  # the client went away
+    await until(lambda: group not in get_hub().groups() and layer_members(group) == 0)
