@@ -45,6 +45,10 @@ def test_open_state_dom_events_and_declarative_swaps(
     # raw_data fragments are swapped in as HTML; unnamed events appended as text.
     assert page.inner_html("#swap") == '<p class="fragment">swapped <em>in</em></p>'
     assert page.text_content("#log") == "plain line <not html>\n"
+    # JSON data swapped into a fragment target is text, whatever it contains.
+    assert page.text_content("#json-swap") == "<img src=x onerror='window.__xss=1'>"
+    assert page.locator("#json-swap img").count() == 0
+    assert page.evaluate("window.__xss") is None
 
     # Keyed list: the server-rendered item 1 replaced, 2 inserted then replaced, 3 removed.
     items = page.eval_on_selector_all(

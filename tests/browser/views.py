@@ -19,6 +19,7 @@ CLIENT_PAGE = """{% load sse %}<!doctype html>
 <main id="root">
   {% sse_stream stream events="greeting" backoff=200 max_backoff=1000 %}
   <div id="swap" data-sse-swap="fragment"></div>
+  <div id="json-swap" data-sse-swap="notice"></div>
   <ul id="list" data-sse-list>
     <template><li><b data-sse-field="name"></b> <i data-sse-field="price"></i></li></template>
     <li data-sse-key="1"><b>rendered by the server</b></li>
@@ -48,6 +49,7 @@ SCRIPTS: dict[str, list[ServerSentEvent]] = {
         ServerSentEvent(data={"id": 3, "name": "Meeseeks Box", "price": "19.99"}, event="created"),
         ServerSentEvent(data={"id": 2, "name": "Portal Gun", "price": "1000.00"}, event="updated"),
         ServerSentEvent(data={"id": 3}, event="deleted"),
+        ServerSentEvent(data="<img src=x onerror='window.__xss=1'>", event="notice"),
         ServerSentEvent(raw_data="plain line <not html>", id="7"),
     ],
     "htmx": [

@@ -226,10 +226,17 @@
         return;
       }
       var mode = el.getAttribute("data-sse-swap-mode") || "innerHTML";
+      // Markup only from raw_data fragments (text that is not JSON). JSON data is data: a
+      // model's field holding "<img onerror=...>" must never become markup.
+      if (detail.data !== detail.raw) {
+        mode = mode === "beforeend" || mode === "append-text" ? "append-text" : "text";
+      }
+      // A JSON string shows as its value; other JSON as the JSON text.
+      var text = typeof detail.data === "string" ? detail.data : detail.raw;
       if (mode === "text") {
-        el.textContent = detail.raw;
+        el.textContent = text;
       } else if (mode === "append-text") {
-        el.appendChild(document.createTextNode(detail.raw + "\n"));
+        el.appendChild(document.createTextNode(text + "\n"));
       } else if (mode === "beforeend" || mode === "afterbegin") {
         el.insertAdjacentHTML(mode, detail.raw);
       } else {
@@ -299,6 +306,9 @@
         el.textContent = display(detail.data[el.getAttribute("data-sse-field")]);
       });
       node.setAttribute("data-sse-key", display(detail.data[keyField]));
+    } else if (detail.data !== detail.raw) {
+      console.warn("django-sse: list events need an object or an HTML fragment", detail.raw);
+      return null;
     } else {
       // A server-rendered fragment (raw_data) that carries its own data-sse-key.
       var holder = document.createElement("template");
