@@ -159,7 +159,24 @@ class RedisLog:
             from redis.asyncio import Redis
 
             client = self._clients[loop] = Redis.from_url(self.url)
+            self._close_with(loop)
         return client
+
+    def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close this loop's client when the loop closes, as channels_redis does for its own.
+
+        ``publish_sync`` outside any loop (a shell, a task worker) runs each call in a new loop;
+        the client keeps its loop alive, so without this every call would leak a connection.
+        """
+        close = loop.close
+
+        def close_client_then_loop() -> None:
+            client = self._clients.pop(loop, None)
+            if client is not None and not loop.is_running():
+                loop.run_until_complete(client.aclose())
+            close()
+
+        loop.close = close_client_then_loop  # type: ignore[method-assign]
 
     def key(self, group: str) -> str:
         return f"{self.prefix}:replay:{group}"

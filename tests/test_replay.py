@@ -109,3 +109,34 @@ async def test_replay_turned_off_offers_no_id_to_resume_from() -> None:
     log = NullLog()
     await log.append("g", record(0))
     assert await log.newest("g") is None
+
+
+def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url: str) -> None:
+    # A shell or task worker: every publish_sync call runs in an event loop of its own.
+    import os
+
+    from django.test import override_settings
+
+    from django_sse import publish_sync
+    from django_sse.replay import get_log, reset_logs
+
+    prefix = "test-leak-" + uuid.uuid4().hex[:8]
+    options = {"REPLAY_BACKEND": "redis", "REDIS_URL": redis_url, "KEY_PREFIX": prefix}
+    with override_settings(DJANGO_SSE=options):
+        reset_logs()
+        try:
+            publish_sync("g", 0)
+            before = len(os.listdir("/proc/self/fd"))
+            for n in range(30):
+                publish_sync("g", n)
+            log = get_log()
+            assert isinstance(log, RedisLog)
+            assert len(log._clients) == 0
+            assert len(os.listdir("/proc/self/fd")) <= before + 2
+            asyncio.run(_delete(log, "g"))
+        finally:
+            reset_logs()
+
+
+async def _delete(log: RedisLog, group: str) -> None:
+    await log._client().delete(log.key(group))
