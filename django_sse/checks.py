@@ -97,3 +97,20 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="django_sse.W004",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_replay_log(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    backend = layers.get(conf.get("CHANNEL_LAYER"), {}).get("BACKEND", IN_MEMORY_LAYER)
+    if backend == IN_MEMORY_LAYER or conf.get("REPLAY_BACKEND") != "memory":
+        return []
+    return [
+        Warning(
+            "Events are shared between processes through the channel layer, but replayed from "
+            "a log in each process's memory: ids of different processes do not compare, so a "
+            "client that reconnects to another process gets a reset instead of what it missed.",
+            hint='Set DJANGO_SSE["REPLAY_BACKEND"] = "redis" and DJANGO_SSE["REDIS_URL"].',
+            id="django_sse.W005",
+        )
+    ]

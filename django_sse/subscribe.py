@@ -166,12 +166,14 @@ class Subscription:
 
     async def close(self) -> None:
         """Leave the hub; safe to call more than once, and from a cancelled task."""
+        if self._hub is not None:
+            # Also after end(): ended during setup (overflow, a failing filter), it is still a
+            # member until the group's next event. leave() is idempotent.
+            self._hub.leave(self.group, self)
         if self._closed:
             return
         self._closed = True
         self.finished = True
-        if self._hub is not None:
-            self._hub.leave(self.group, self)
         self._pending.clear()
         self._early = None
         self._disarm()
