@@ -19,6 +19,8 @@ _ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
 EventKey = tuple[int, int]
 
+_MAX_PART = 2**64 - 1
+
 
 def parse_id(value: str | None) -> EventKey | None:
     """Order an id of the form ``<milliseconds or epoch>-<sequence>``; ``None`` if it is not one."""
@@ -27,7 +29,11 @@ def parse_id(value: str | None) -> EventKey | None:
     match = _ID.fullmatch(value)
     if match is None:
         return None
-    return int(match[1]), int(match[2])
+    key = int(match[1]), int(match[2])
+    # Redis stream ids are two unsigned 64-bit integers: a larger one makes XRANGE fail.
+    if key[0] > _MAX_PART or key[1] > _MAX_PART:
+        return None
+    return key
 
 
 _UNSET: Any = object()

@@ -62,6 +62,10 @@ class ReplayLog(Protocol):
     async def newest(self, group: str) -> str | None: ...
 
 
+# Expired rings of groups that are not written again are dropped every this many appends.
+SWEEP_EVERY = 1000
+
+
 class MemoryLog:
     """Ring buffers in this process; thread-safe because ``publish_sync`` runs in any thread."""
 
@@ -72,6 +76,7 @@ class MemoryLog:
         self._lock = threading.Lock()
         self._rings: dict[str, deque[tuple[float, Delivery]]] = {}
         self._sequences: dict[str, int] = {}
+        self._appends = 0
 
     def _prune(self, ring: deque[tuple[float, Delivery]], now: float) -> None:
         while ring and ring[0][0] < now - self.ttl:
@@ -96,7 +101,18 @@ class MemoryLog:
                 ring = self._rings[group] = deque(maxlen=self.window)
             ring.append((now, delivery))
             self._prune(ring, now)
+            self._appends += 1
+            if self._appends % SWEEP_EVERY == 0:
+                self._sweep(now)
         return delivery
+
+    def _sweep(self, now: float) -> None:
+        # Per-object groups ("items.item.<pk>") are written once and never again: without a
+        # sweep their rings would stay forever. Sequences stay, so ids never repeat.
+        for group, ring in list(self._rings.items()):
+            self._prune(ring, now)
+            if not ring:
+                del self._rings[group]
 
     async def since(self, group: str, last_event_id: str) -> Replay:
         now = time.monotonic()

@@ -140,3 +140,27 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
 
 async def _delete(log: RedisLog, group: str) -> None:
     await log._client().delete(log.key(group))
+
+
+def test_ids_beyond_64_bits_are_not_ids() -> None:
+    assert parse_id("18446744073709551615-0") == (2**64 - 1, 0)
+    assert parse_id("18446744073709551616-0") is None  # XRANGE would fail on it
+    assert parse_id("1-18446744073709551616") is None
+
+
+async def test_memory_log_forgets_expired_groups_that_are_never_written_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import django_sse.replay
+
+    monkeypatch.setattr(django_sse.replay, "SWEEP_EVERY", 5)
+    log = MemoryLog(window=10, ttl=0.05)
+    old = [(await log.append(f"items.item.{pk}", record(pk))).id for pk in range(4)]
+    await asyncio.sleep(0.1)
+    await log.append("items.item.99", record(99))  # the fifth append sweeps
+    assert list(log._rings) == ["items.item.99"]
+    # The group's newest id still resumes (nothing came after it), an older one gets a reset,
+    # and ids never repeat.
+    assert (await log.since("items.item.0", old[0])).reset is None
+    assert (await log.since("items.item.0", f"{log.epoch}-0")).reset == "expired"
+    assert (await log.append("items.item.0", record(0))).id != old[0]
