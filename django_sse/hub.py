@@ -331,4 +331,5 @@ def get_hub() -> Hub:
 
 def listening_loops() -> list[asyncio.AbstractEventLoop]:
     """Event loops whose hub currently holds a channel."""
-    return [loop for loop, hub in list(_hubs.items()) if hub.channel and not loop.is_closed()]
+    # A stopped loop would never run what is handed to it: publish_sync would wait forever.
+    return [loop for loop, hub in list(_hubs.items()) if hub.channel and loop.is_running()]
