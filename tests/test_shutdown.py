@@ -163,8 +163,9 @@ def test_uvicorn_without_a_graceful_timeout_waits_for_open_streams(
         server.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(3)
         still_running = server.process.poll() is None
-        # A second Ctrl+C forces uvicorn out (what an operator would do).
-        server.process.send_signal(signal.SIGINT)
+        # Not even a second Ctrl+C gets it out on Python 3.12 with Django 6.1 (seen in CI):
+        # SIGKILL is what is left to an operator.
+        server.process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(server.process.wait, EXIT_BOUND)
         for stream in streams:
             await stream.close()
