@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import deque
 from typing import Any, Protocol
 
 from channels.layers import (  # type: ignore[import-untyped]
@@ -82,6 +83,43 @@ def current_layer() -> BaseChannelLayer:
     return layer
 
 
+# How many subscribers one turn of the event loop wakes (see Waker).
+WAKE_BATCH = 256
+
+
+class Waker:
+    """Wakes the subscribers an event reached, ``WAKE_BATCH`` per turn of the event loop.
+
+    Resolving a future schedules its task's wake-up: two objects the cyclic collector tracks
+    (a handle and its arguments). Resolving 5,000 at once, inside one dispatch, keeps 10,000
+    of them alive through several young collections, which promotes them to the oldest
+    generation and triggers full collections over every connection's objects (measured: a
+    quarter of a 5,000-subscriber fan-out's CPU). A few hundred at a time die young. The events
+    themselves are already in each subscriber's buffer, in order; only the wake-up is spread.
+    """
+
+    def __init__(self) -> None:
+        self._futures: deque[asyncio.Future[None]] = deque()
+        self._scheduled = False
+
+    def wake(self, future: asyncio.Future[None]) -> None:
+        self._futures.append(future)
+        if not self._scheduled:
+            self._scheduled = True
+            future.get_loop().call_soon(self._run, future.get_loop())
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        futures = self._futures
+        for _ in range(min(WAKE_BATCH, len(futures))):
+            future = futures.popleft()
+            if not future.done():
+                future.set_result(None)
+        if futures:
+            loop.call_soon(self._run, loop)  # after the tasks just woken
+        else:
+            self._scheduled = False
+
+
 class _Group:
     __slots__ = ("members", "ready")
 
@@ -110,6 +148,7 @@ class Hub:
         self._renewer: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.waker = Waker()
         self.received = 0  # messages taken from the layer, for tests and benchmarks
         self._heard = 0  # the last heartbeat received on the current channel
 

@@ -28,6 +28,7 @@ class StreamPump:
         self._chunks: list[bytes] = []
         self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self.finished = False
         self.error: Exception | None = None
@@ -69,22 +70,37 @@ class StreamPump:
             self._writable = None
         return data
 
-    async def wait(self, limit: float | None) -> None:
-        """Return when there is data, the source has finished, or ``limit`` seconds passed."""
+    def waiter(self, limit: float | None) -> asyncio.Future[None] | None:
+        """A future done when there is data, the source has finished, or ``limit`` seconds passed.
+
+        ``None`` when there is no need to wait.
+        """
         if self._chunks or self.finished:
-            return
+            return None
+        self._disarm()
         loop = asyncio.get_running_loop()
         future = self._readable = loop.create_future()
-        timer = loop.call_later(limit, _resolve, future) if limit else None
-        try:
-            await future
-        finally:
-            self._readable = None
-            if timer is not None:
-                timer.cancel()
+        if limit:
+            self._timer = loop.call_later(limit, _resolve, future)
+        return future
+
+    async def wait(self, limit: float | None) -> None:
+        """Return when there is data, the source has finished, or ``limit`` seconds passed."""
+        future = self.waiter(limit)
+        if future is not None:
+            try:
+                await future
+            finally:
+                self._disarm()
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def close(self) -> None:
         """Stop the source and let its ``finally`` blocks run before returning."""
+        self._disarm()
         task = self._task
         if task is not None and not task.done():
             task.cancel()

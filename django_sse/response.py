@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -10,20 +9,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import StreamingHttpResponse
 
 from . import conf
-from .encoding import PING, encode_item
+from .encoding import encode_item
 from .pump import StreamPump
+from .stream import EventStream
 from .subscribe import Subscription
 from .threaded import iterate_in_thread
-
-logger = logging.getLogger("django_sse")
-
-# Sent at once when the first event is not ready: Daphne writes the headers only with the first
-# body chunk, and a browser fires "open" only when it has them.
-OPENING = b": open\n\n"
-# The last bytes of a subscription that could not start or was cut off by a broker failure: the
-# browser reconnects this many milliseconds later with its Last-Event-ID and resumes. (An error
-# status instead would make EventSource give up for good.)
-RETRY_AFTER_FAILURE = b"retry: 2000\n\n"
 
 DEFAULT_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -36,6 +26,11 @@ WSGI_ERROR = (
     "buffer the endless stream forever. Serve the project with an ASGI server: add 'daphne' "
     "to INSTALLED_APPS (runserver becomes ASGI) or run uvicorn/daphne on your asgi.py."
 )
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield
 
 
 class EventSourceResponse(StreamingHttpResponse):
@@ -84,7 +79,15 @@ class EventSourceResponse(StreamingHttpResponse):
         )
         if subscription is not None:
             self._pump = subscription
-        self._event_stream: AsyncIterator[bytes] = self._events()
+        self._event_stream: AsyncIterator[bytes] = (
+            EventStream(
+                self._pump,
+                self.ping_interval,
+                resumable=isinstance(self._pump, Subscription),
+            )
+            if self._pump is not None
+            else _nothing()
+        )
         super().__init__(self._event_stream, status=status, headers=merged, reason=reason)
 
     async def prime(self, wait: float | None = None) -> None:
@@ -114,37 +117,6 @@ class EventSourceResponse(StreamingHttpResponse):
         if self._pump.finished and self._pump.error is not None and not self._pump.has_data:
             error, self._pump.error = self._pump.error, None
             raise error
-
-    async def _events(self) -> AsyncIterator[bytes]:
-        pump = self._pump
-        if pump is None:
-            return
-        pump.start()
-        try:
-            if not pump.has_data:
-                yield OPENING
-            await pump.wait(self.ping_interval)  # the first wait also sets a subscription up
-            subscription = pump if isinstance(pump, Subscription) else None
-            while True:
-                if pump.has_data:
-                    yield pump.take()
-                elif pump.finished:
-                    break
-                else:
-                    yield PING
-                if subscription is not None:
-                    # A future, not a coroutine, per wake-up: see Subscription.waiter.
-                    waiter = subscription.waiter(self.ping_interval)
-                    if waiter is not None:
-                        await waiter
-                else:
-                    await pump.wait(self.ping_interval)
-            if pump.error is not None:
-                logger.error("Event stream ended by an exception", exc_info=pump.error)
-                if isinstance(pump, Subscription):
-                    yield RETRY_AFTER_FAILURE
-        finally:
-            await pump.close()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # Skip Django's per-chunk make_bytes wrapper unless a middleware replaced the content.

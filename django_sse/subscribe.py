@@ -230,8 +230,13 @@ class Subscription:
         if len(self._pending) >= self._capacity:
             return self._overflow()
         self._pending.append(delivery.wire)
-        if self._waiter is not None:
-            _resolve(self._waiter)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if self._hub is not None:
+                self._hub.waker.wake(waiter)
+            else:
+                _resolve(waiter)
         return True
 
     def end(self, error: Exception | None = None) -> None:

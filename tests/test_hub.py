@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django_sse import EventSourceResponse, ServerSentEvent, conf, publish, publish_sync, subscribe
 from django_sse.groups import layer_group
 from django_sse.hub import current_layer, get_hub
-from django_sse.response import OPENING
+from django_sse.stream import OPENING
 from django_sse.subscribe import Subscription
 from tests.sse_parser import parse
 

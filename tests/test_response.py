@@ -12,7 +12,7 @@ from django.http import Http404
 from django.test import AsyncClient
 
 from django_sse import EventSourceResponse, ServerSentEvent
-from django_sse.response import OPENING
+from django_sse.stream import OPENING
 from tests.sse_parser import parse
 
 
