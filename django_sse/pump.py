@@ -41,6 +41,9 @@ class StreamPump:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
+    async def setup(self) -> None:
+        """Nothing to set up: ``start`` did it (the same interface as ``Subscription``)."""
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         try:

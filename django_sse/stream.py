@@ -8,8 +8,9 @@ again in frequent full collections (measured: about a quarter of a 5,000-subscri
 CPU). This iterator is its own awaitable and hands the source's wake-up future straight to the
 task, so the steady state of a stream creates only that future.
 
-The rare steps (the opening comment, the first wait that joins the hub, the end) are ordinary
-coroutines; only the step that repeats for every event is hand-written.
+The first step (start the source, join the hub, the opening comment) is an ordinary coroutine;
+only the step that repeats for every event is hand-written, and an idle stream holds no
+coroutine of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Source(Protocol):
 
     def start(self) -> None: ...
 
+    async def setup(self) -> None: ...
+
     def take(self) -> bytes: ...
 
     async def wait(self, limit: float | None) -> None: ...
@@ -52,7 +55,7 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
-_NEW, _OPENED, _RUNNING, _DONE = range(4)
+_NEW, _RUNNING, _DONE = range(3)
 
 
 class EventStream:
@@ -78,14 +81,13 @@ class EventStream:
 
     async def _begin(self) -> bytes:
         source = self._source
-        if self._state == _NEW:
-            source.start()
-            self._state = _OPENED
-            if not source.has_data:
-                return OPENING
+        source.start()
+        await source.setup()  # a subscription joins the hub and replays here
         self._state = _RUNNING
-        await source.wait(self._ping_interval)  # the first wait also sets a subscription up
-        return self._after_wait()
+        if source.has_data or source.finished:
+            return self._after_wait()
+        # Nothing to send yet: the comment makes Daphne write the headers (see OPENING).
+        return OPENING
 
     def __await__(self) -> Generator[asyncio.Future[None], None, bytes]:
         # A task only calls __next__ (and throw/close when present) on what it awaits.

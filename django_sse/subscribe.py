@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
@@ -75,7 +74,8 @@ class Subscription:
         self.max_bytes: int | None = int(max_bytes) if max_bytes else None
         self.written = 0
         self._release_database = release_database
-        self._pending: deque[EncodedEvent] = deque()
+        # A list, not a deque: an empty deque costs 760 bytes, times every idle connection.
+        self._pending: list[EncodedEvent] = []
         self._capacity = self.limit
         # Live events that arrive while the replay log is read; ``None`` once live.
         self._early: list[Delivery] | None = []
@@ -187,7 +187,7 @@ class Subscription:
     async def __anext__(self) -> EncodedEvent:
         while True:
             if self._pending:
-                event = self._pending.popleft()
+                event = self._pending.pop(0)
                 if not self._pending:
                     self._capacity = self.limit
                 self._spend(len(event))

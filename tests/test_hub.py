@@ -198,8 +198,8 @@ async def test_event_source_response_drives_the_subscription_itself(group: str) 
     assert response._pump is subscription  # no pump task in between
     stream: AsyncIterator[bytes] = aiter(response)
     assert await anext(stream) == OPENING
-    step = asyncio.create_task(anext(stream))
-    await until(lambda: get_hub().groups().get(group) == 1)
+    assert get_hub().groups().get(group) == 1  # ": open" is sent once subscribed
+    step = asyncio.ensure_future(anext(stream))  # an awaitable, not a coroutine
     event_id = await publish(group, "hi")
     assert await asyncio.wait_for(step, 5) == f'data: "hi"\nid: {event_id}\n\n'.encode()
     await stream.aclose()  # type: ignore[attr-defined]
