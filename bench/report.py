@@ -165,10 +165,17 @@ def headline(r: Results) -> list[list[str]]:
 
         ours, ours_d = run("django_sse", "uvicorn"), run("django_sse", "daphne")
         bare, es = run("bare", "uvicorn"), run("eventstream", "daphne")
-        deliveries(f"fan-out {subs:,}: deliveries/s ÷ bare-ASGI hub (uvicorn)", ours, bare, 1)
-        deliveries(f"fan-out {subs:,}: deliveries/s ÷ django-eventstream (daphne)", ours_d, es, 3)
+        deliveries(
+            f"fan-out {subs:,} x {rate}/s: deliveries/s ÷ bare-ASGI hub (uvicorn)", ours, bare, 1
+        )
+        deliveries(
+            f"fan-out {subs:,} x {rate}/s: deliveries/s ÷ django-eventstream (daphne)",
+            ours_d,
+            es,
+            3,
+        )
         add(
-            f"fan-out {subs:,}: p99 ÷ sse-starlette's (uvicorn)",
+            f"fan-out {subs:,} x {rate}/s: p99 ÷ sse-starlette's (uvicorn)",
             ratio(ours.get("p99_s"), run("starlette", "uvicorn").get("p99_s")),
             1,
             False,
@@ -180,7 +187,7 @@ def headline(r: Results) -> list[list[str]]:
             value = ratio(cpu_per_delivery(anchor), cpu_per_delivery(mine))
             rows.append(
                 [
-                    f"fan-out {subs:,}: server CPU per delivery, {label} ÷ django_sse",
+                    f"fan-out {subs:,} x {rate}/s: server CPU per delivery, {label} ÷ django_sse",
                     fmt(value, ".2f", "x"),
                     "(capacity; no goal)",
                     "",
@@ -395,7 +402,13 @@ def plots(r: Results, out: Path) -> list[str]:
                 1,
                 f"fan-out {subs:,} subs x {rate}/s: deliveries/s",
             )
-            bars(axes[1][column], runs, "p99_s", 1000, f"fan-out {subs:,}: p99 latency, ms (log)")
+            bars(
+                axes[1][column],
+                runs,
+                "p99_s",
+                1000,
+                f"fan-out {subs:,} x {rate}/s: p99 latency, ms (log)",
+            )
             axes[1][column].set_yscale("log")  # one slow anchor would flatten all the others
         save(fig, "fanout.png")
     runs = labels(r, "idle")
@@ -432,7 +445,10 @@ def render(data: dict[str, Any], images: list[str]) -> str:
             f"## Fan-out: {subs:,} subscribers, {events} events published at {rate}/s",
             "",
             "Latency is publish-to-receipt (the publisher stamps each event with the system-wide "
-            "monotonic clock). Complete: subscribers that got every event; in order: without a "
+            "monotonic clock). Deliveries/s: events received by all subscribers together, divided "
+            "by the time from the first publish to the last receipt, or by the publishing time "
+            "when that is longer (a server that stalls after a first burst is not credited with "
+            "that burst's rate). Complete: subscribers that got every event; in order: without a "
             "gap or reordering.",
             "",
             fanout_table(r, subs, events, rate),
