@@ -74,7 +74,9 @@ def test_a_manual_savepoint_rollback_does_not_discard_the_event(
     published: Published = []
     monkeypatch.setattr(signals, "publish_many_sync", recorder(published))
     with transaction.atomic():
-        savepoint = transaction.savepoint()
+        # Django 6.1 renamed savepoint() to savepoint_create() and deprecated the old name.
+        create = getattr(transaction, "savepoint_create", None) or transaction.savepoint
+        savepoint = create()
         Item.objects.create(name="undone-by-hand", price="1.00")
         transaction.savepoint_rollback(savepoint)
     assert not Item.objects.filter(name="undone-by-hand").exists()
