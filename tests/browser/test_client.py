@@ -150,3 +150,92 @@ def test_htmx_sse_extension_consumes_a_django_sse_stream(
         "Portal Gun",
     ]
     assert console.errors() == []
+
+
+def named_page(server: ServerProcess, name: str, stream: str, second: str) -> str:
+    return f"{server.url}/test/browser/page/{name}?stream={quote(stream)}&second={quote(second)}"
+
+
+def test_back_forward_restore_reconnects_live_streams_but_not_finished_ones(
+    server: ServerProcess, page: Any, console: Console, markers: Any
+) -> None:
+    # A live stream, and a finite one (reconnect=False) that sends two events and ends.
+    page.goto(
+        named_page(
+            server,
+            "live-and-finite",
+            "/test/browser/counter?key=live&gap=0.1",
+            "/test/browser/counter?key=finite&end=2&gap=0&retry=100",
+        )
+    )
+    page.wait_for_selector("#root[data-sse-state=open]")
+    page.wait_for_function("document.getElementById('finite-log').textContent.includes('2')")
+    page.wait_for_selector("#finite[data-sse-state=closed]")
+    page.wait_for_function("document.getElementById('log').textContent.includes('event 2')")
+
+    # A back/forward cache round trip as the client sees it: pagehide then pageshow with
+    # persisted=true, dispatched on window (synthetic events, no real navigation).
+    received = page.evaluate(
+        """() => {
+          window.dispatchEvent(new PageTransitionEvent("pagehide", {persisted: true}));
+          return document.getElementById("log").textContent.trim().split("\\n").length;
+        }"""
+    )
+    assert page.get_attribute("#root", "data-sse-state") == "closed"
+    assert page.get_attribute("#finite", "data-sse-state") == "closed"
+    page.evaluate("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+
+    # The live stream came back and resumed after the last event it had: nothing missed, no
+    # duplicate ...
+    page.wait_for_selector("#root[data-sse-state=open]")
+    page.wait_for_function(
+        "n => document.getElementById('log').textContent.trim().split('\\n').length > n",
+        arg=received,
+    )
+    lines = page.text_content("#log").splitlines()
+    assert lines == [f"event {n}" for n in range(1, len(lines) + 1)]
+    assert (markers / "live.log").read_text().splitlines() == [
+        "header= query=",
+        f"header= query={received}",
+    ]
+    # ... the finished one stayed closed: no new request, however long we wait.
+    page.wait_for_timeout(1000)
+    assert page.get_attribute("#finite", "data-sse-state") == "closed"
+    assert (markers / "finite.log").read_text().splitlines() == ["header= query="]
+    assert page.text_content("#finite-log") == "event 1\nevent 2\n"
+    assert [e for e in console.errors() if "ERR_" not in e] == []
+
+
+def test_a_second_tag_in_the_same_element_is_refused_with_a_console_error(
+    server: ServerProcess, page: Any, console: Console
+) -> None:
+    page.goto(
+        named_page(
+            server,
+            "two-tags",
+            "/test/browser/scripted?script=client",
+            "/test/browser/scripted?script=client&copy=2",
+        )
+    )
+    page.wait_for_selector("#root[data-sse-state=open]")
+    page.wait_for_function("document.getElementById('log').textContent.includes('plain line')")
+    # Time for a second stream's copies of the events to arrive, were one started.
+    page.wait_for_timeout(1000)
+
+    # The first stream works and applies each event exactly once.
+    assert page.text_content("#log") == "plain line <not html>\n"
+    assert [e["detail"]["data"] for e in sse_events(page, "sse:greeting")] == [{"hello": "world"}]
+    assert len(sse_events(page, "sse:open")) == 1
+    assert page.evaluate("window.DjangoSSE.streams.length") == 1
+    assert page.evaluate("window.DjangoSSE.streams[0].url.search") == "?script=client"
+    assert page.inner_html("#swap") == '<p class="fragment">swapped <em>in</em></p>'
+    items = page.eval_on_selector_all(
+        "#list > li", "els => els.map(e => [e.dataset.sseKey, e.textContent])"
+    )
+    assert items == [["1", "Plumbus 32.99"], ["2", "Portal Gun 1000.00"]]
+
+    # The second tag was not started, and the console says why and what to do.
+    errors = console.errors()
+    assert len(errors) == 1
+    assert "/test/browser/scripted?script=client&copy=2 is not started" in errors[0]
+    assert "Wrap each {% sse_stream %} tag in an element of its own" in errors[0]

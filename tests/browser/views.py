@@ -38,7 +38,41 @@ HTMX_PAGE = """<!doctype html>
 </div>
 </body></html>"""
 
-PAGES = {"client": CLIENT_PAGE, "htmx": HTMX_PAGE}
+# Two tags in one element: the second must not start (one root, one stream).
+TWO_TAGS_PAGE = """{% load sse %}<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>two tags</title></head>
+<body>
+<main id="root">
+  {% sse_stream stream events="greeting" %}
+  {% sse_stream second events="greeting" %}
+  <div id="swap" data-sse-swap="fragment"></div>
+  <ul id="list" data-sse-list>
+    <template><li><b data-sse-field="name"></b> <i data-sse-field="price"></i></li></template>
+  </ul>
+  <pre id="log" data-sse-swap="message" data-sse-swap-mode="append-text"></pre>
+</main>
+</body></html>"""
+
+# A live stream next to a finite one (reconnect=False), each in an element of its own.
+LIVE_AND_FINITE_PAGE = """{% load sse %}<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>finite</title></head>
+<body>
+<main id="root">
+  {% sse_stream stream backoff=200 max_backoff=1000 %}
+  <pre id="log" data-sse-swap="message" data-sse-swap-mode="append-text"></pre>
+</main>
+<section id="finite">
+  {% sse_stream second reconnect=False %}
+  <pre id="finite-log" data-sse-swap="message" data-sse-swap-mode="append-text"></pre>
+</section>
+</body></html>"""
+
+PAGES = {
+    "client": CLIENT_PAGE,
+    "htmx": HTMX_PAGE,
+    "two-tags": TWO_TAGS_PAGE,
+    "live-and-finite": LIVE_AND_FINITE_PAGE,
+}
 
 SCRIPTS: dict[str, list[ServerSentEvent]] = {
     "client": [
@@ -78,7 +112,10 @@ def page(request: HttpRequest, name: str) -> HttpResponse:
     html = (
         engines["django"]
         .from_string(PAGES[name])
-        .render({"stream": request.GET.get("stream", "")}, request)
+        .render(
+            {"stream": request.GET.get("stream", ""), "second": request.GET.get("second", "")},
+            request,
+        )
     )
     response = HttpResponse(html)
     nonce = request.GET.get("csp")

@@ -14,6 +14,8 @@
  *       [data-sse-list]             children keyed by data-sse-key are inserted, replaced or
  *                                   removed on "created", "updated", "deleted" (rename them
  *                                   with data-sse-created/-updated/-deleted).
+ * An element is the root of one stream only: a second config script in the same element is
+ * not started (a console error says so), so no event is applied twice.
  */
 (function () {
   "use strict";
@@ -81,6 +83,9 @@
     this.source = null;
     this.timer = null;
     this.attempts = 0;
+    // Set by pagehide when the stream was connected or about to reconnect: only those
+    // streams come back on pageshow, never one that had closed for good.
+    this.suspended = false;
     var url = new URL(config.url, document.baseURI);
     url.searchParams.delete("lastEventId");
     this.url = url;
@@ -191,6 +196,19 @@
       this.source = null;
     }
     this.setState("closed");
+  };
+
+  Stream.prototype.suspend = function () {
+    this.suspended = this.suspended || this.source !== null || this.timer !== null;
+    this.close();
+  };
+
+  Stream.prototype.resume = function () {
+    if (this.suspended && !this.source && this.timer === null) {
+      this.suspended = false;
+      this.attempts = 0;
+      this.connect();
+    }
   };
 
   Stream.prototype.receive = function (name, event) {
@@ -323,6 +341,21 @@
   };
 
   function start(config, root) {
+    for (var i = 0; i < streams.length; i++) {
+      if (streams[i].root === root) {
+        // Two streams on one root would apply every swap and list update twice and fight
+        // over data-sse-state: the first one keeps the element.
+        console.error(
+          "django-sse: this element is already the root of the stream " +
+            streams[i].url.href +
+            "; the stream " +
+            config.url +
+            " is not started. Wrap each {% sse_stream %} tag in an element of its own.",
+          root
+        );
+        return null;
+      }
+    }
     root.setAttribute("data-sse-root", "");
     var stream = new Stream(root, config);
     streams.push(stream);
@@ -349,19 +382,17 @@
   }
 
   // A page leaving closes its streams cleanly; one restored from the back/forward cache
-  // connects again and resumes from the kept id.
+  // connects again the streams that were live when it left (a stream closed for good, e.g.
+  // with reconnect=false, stays closed) and they resume from the kept id.
   window.addEventListener("pagehide", function () {
     streams.forEach(function (stream) {
-      stream.close();
+      stream.suspend();
     });
   });
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) {
       streams.forEach(function (stream) {
-        if (!stream.source && stream.timer === null) {
-          stream.attempts = 0;
-          stream.connect();
-        }
+        stream.resume();
       });
     }
   });
