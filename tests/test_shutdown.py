@@ -85,6 +85,8 @@ def stop_and_time(server: ServerProcess, sig: int) -> float:
     try:
         server.process.wait(EXIT_BOUND)
     except subprocess.TimeoutExpired:
+        server.process.send_signal(signal.SIGUSR1)  # tests/asgi.py: dump every thread's stack
+        time.sleep(1)
         server.stop(signal.SIGKILL)
         pytest.fail(f"{server.kind} still running {EXIT_BOUND} s after {sig!r}:\n{server.log()}")
     elapsed = time.monotonic() - started
