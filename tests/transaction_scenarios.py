@@ -60,7 +60,8 @@ def run() -> None:
     # A savepoint by hand, released. (One rolled back by hand is a Django limitation: see
     # test_transactions.test_a_manual_savepoint_rollback_does_not_discard_the_event.)
     with transaction.atomic():
-        savepoint = transaction.savepoint()
+        # Django 6.1 renamed savepoint() to savepoint_create() and deprecated the old name.
+        savepoint = (getattr(transaction, "savepoint_create", None) or transaction.savepoint)()
         create("keep-manual")
         transaction.savepoint_commit(savepoint)
 
