@@ -5,6 +5,7 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,16 +32,28 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
+# The services the suite talks to; override them on a machine where they live elsewhere or are
+# shared (another Redis database, another PostgreSQL database). README: "Running the tests".
+REDIS_URL = os.environ.get("DJANGO_SSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get(
+    "DJANGO_SSE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test"
+)
+
+
+def require_url(name: str, url: str, default_port: int) -> str:
+    parts = urlsplit(url)
+    require_service(name, parts.hostname or "127.0.0.1", parts.port or default_port)
+    return url
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    require_service("Redis", "127.0.0.1", 6379)
-    return "redis://127.0.0.1:6379/0"
+    return require_url("Redis", REDIS_URL, 6379)
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    return "postgres://postgres@127.0.0.1:5432/test"
+    return require_url("PostgreSQL", POSTGRES_URL, 5432)
 
 
 @pytest.fixture(scope="session")

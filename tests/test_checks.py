@@ -78,7 +78,7 @@ def test_memory_replay_log_with_a_shared_layer_warns() -> None:
     memory = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     with override_settings(CHANNEL_LAYERS=redis, DJANGO_SSE={"REPLAY_BACKEND": "memory"}):
         assert ids(checks.check_replay_log()) == ["django_sse.W005"]
-    shared_log = {"REPLAY_BACKEND": "redis", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    shared_log = {"REPLAY_BACKEND": "redis", "REDIS_URL": "redis://127.0.0.1:6379/15"}
     with override_settings(CHANNEL_LAYERS=redis, DJANGO_SSE=shared_log):
         assert checks.check_replay_log() == []
     with override_settings(CHANNEL_LAYERS=memory, DJANGO_SSE={"REPLAY_BACKEND": "memory"}):

@@ -19,19 +19,19 @@ from tests.servers import ServerProcess, manage
 
 pytestmark = pytest.mark.server
 
-DATABASE = "django_sse_idle"
-
 
 @pytest.fixture(scope="session")
 def idle_database(postgres_url: str) -> str:
     """A database of its own, so that only this test's server connects to it."""
+    # Named after the configured one, so that two suites on one server do not share it.
+    database = urlsplit(postgres_url).path.strip("/") + "_django_sse_idle"
     with psycopg.connect(postgres_url, autocommit=True) as connection:
         exists = connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
         ).fetchone()
         if not exists:
-            connection.execute(f'CREATE DATABASE "{DATABASE}"')
-    url = urlsplit(postgres_url)._replace(path="/" + DATABASE).geturl()
+            connection.execute(f'CREATE DATABASE "{database}"')
+    url = urlsplit(postgres_url)._replace(path="/" + database).geturl()
     manage("migrate", "--noinput", env={"DATABASE_URL": url})
     return url
 
@@ -40,7 +40,7 @@ def connections_to(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as connection:
         row = connection.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [DATABASE],
+            [urlsplit(url).path.strip("/")],
         ).fetchone()
     assert row is not None
     return int(row[0])
