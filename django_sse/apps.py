@@ -6,4 +6,10 @@ class DjangoSSEConfig(AppConfig):
     verbose_name = "Server-Sent Events"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
         from . import checks  # noqa: F401  (registers the system checks)
+        from .access import end_streams_on_logout
+
+        # Logging out ends the user's open streams, in every process (see access.py).
+        user_logged_out.connect(end_streams_on_logout, dispatch_uid="django_sse.logout")

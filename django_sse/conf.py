@@ -29,6 +29,10 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
     # The CHANNEL_LAYERS alias publish/subscribe use (an in-memory layer when none is configured).
     "CHANNEL_LAYER": "default",
+    # Seconds between re-checks of a SubscriptionView stream's authorization (user still active,
+    # session still valid, permissions and check still true): a revoked user stops receiving
+    # within this. Logging out ends the user's streams at once. None or 0: no periodic re-check.
+    "REAUTHORIZE_INTERVAL": 60.0,
     # Prefix for channel-layer groups and Redis keys, so several projects can share a broker.
     "KEY_PREFIX": "django_sse",
 }

@@ -8,6 +8,9 @@ from a URL by an attacker), so it is checked here, with the ``KEY_PREFIX`` alrea
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from . import conf
 
@@ -37,3 +40,35 @@ def validate_group(group: str) -> str:
     """Return ``group`` unchanged if it is a valid group name; raise ``ValueError`` otherwise."""
     layer_group(group)
     return group
+
+
+_FORMATTER = string.Formatter()
+_FIELD_ROOT = re.compile(r"[^.\[]*")
+
+
+def format_group(template: str, values: Mapping[str, Any], *, dotted: Collection[str] = ()) -> str:
+    """``template.format(**values)`` where each value stays one segment of the group name.
+
+    A value from a URL (``<str:name>``) may contain dots, and a dot would let it reach a group
+    the view never meant to serve: ``"x.{name}"`` with ``name="private.rows"`` is
+    ``"x.private.rows"``, which another view may protect. So a formatted value must be a
+    non-empty segment without ``.``, unless its name is in ``dotted``. Raises ``ValueError``
+    for such a value or an invalid result, ``KeyError``/``IndexError`` for a missing value.
+    """
+    parts: list[str] = []
+    for literal, field, spec, conversion in _FORMATTER.parse(template):
+        parts.append(literal)
+        if field is None:
+            continue
+        # Each replacement field on its own, exactly as str.format would render it.
+        replacement = "{" + field + (f"!{conversion}" if conversion else "")
+        replacement += (f":{spec}" if spec else "") + "}"
+        text = replacement.format_map(values)
+        name = _FIELD_ROOT.match(field)[0]  # type: ignore[index]  # always matches
+        if name not in dotted and (not text or "." in text):
+            raise ValueError(
+                f"{name!r} is {text!r}: a value formatted into a group name must be one "
+                "non-empty segment, without '.'."
+            )
+        parts.append(text)
+    return validate_group("".join(parts))

@@ -48,6 +48,9 @@ HEARTBEAT_TYPE = "django_sse.heartbeat"
 HEARTBEAT_INTERVAL = 1.0
 # Generous: a busy hub may take a while to reach a heartbeat queued behind many events.
 HEARTBEAT_MISSES = 5
+# A control message: end every local subscriber of its group (access.py: a user's streams on
+# logout). It carries only ``group``; nothing of it is written to any client.
+END_TYPE = "django_sse.end"
 
 
 class LayerFailure(ConnectionError):
@@ -293,6 +296,9 @@ class Hub:
                     return
                 self._heard += 1
                 continue
+            if kind == END_TYPE:
+                self.end_group(message["group"])
+                continue
             if kind != MESSAGE_TYPE:
                 continue
             try:
@@ -322,6 +328,13 @@ class Hub:
         dropped = [s for s in state.members if not s.push(delivery)]
         for subscriber in dropped:
             self.leave(delivery.group, subscriber)
+            subscriber.end()
+
+    def end_group(self, group: str) -> None:
+        """End every local subscriber of ``group`` (an ``END_TYPE`` message)."""
+        state = self._groups.get(group)
+        for subscriber in list(state.members) if state is not None else ():
+            self.leave(group, subscriber)
             subscriber.end()
 
     def _fail(self, error: Exception) -> None:

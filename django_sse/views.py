@@ -13,16 +13,18 @@ that ends at once::
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
 from django.views import View
 
+from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
+from .groups import format_group, validate_group
 from .last_event_id import get_last_event_id
 from .response import EventSourceResponse
-from .subscribe import EventFilter, subscribe
+from .subscribe import EventFilter, Subscription
 
 # check(request, group, **url_kwargs) -> bool (or an awaitable of one): may this user subscribe?
 Check = Callable[..., Any]
@@ -41,11 +43,19 @@ class SubscriptionView(View):
     - ``permission_required``: a permission name or several; a user without them gets 403.
     - ``check``: ``check(request, group, **kwargs)``, sync or async, e.g. object ownership;
       a false result gets 403.
-    - ``event_filter``: ``event_filter(request, user)`` returns a filter called with each
-      event (``delivery.data`` is the decoded payload), e.g. to show a user only their rows.
+    - ``event_filter``: ``event_filter(request, user)``, sync or async, returns a filter called
+      with each event (``delivery.data`` is the decoded payload), e.g. to show a user only their
+      rows. The filter runs on the event loop for every event: a plain, fast sync callable that
+      does not touch the database (the factory may, and can precompute what the filter needs).
+    - ``dotted_kwargs``: URL keyword arguments whose values may contain ``.``; any other value
+      formatted into the group must be one segment of its name (400 otherwise), so that
+      ``"x.{name}"`` can never reach ``"x.private.rows"``.
+    - ``reauthorize_interval``: seconds between re-checks of the authorization while the stream
+      is open (default ``DJANGO_SSE["REAUTHORIZE_INTERVAL"]``); logging out ends it at once.
 
-    A group name built from the URL that is not a valid group name gets 400. Override
-    ``get_group``, ``authorize`` or ``get_filter`` for anything else.
+    Sync hooks (``check``, ``event_filter``, overrides of ``get_group``, ``authorize``,
+    ``get_filter``) run in the request's thread, where the ORM works; async ones are awaited.
+    A group name built from the URL that is not a valid group name gets 400.
     """
 
     http_method_names = ["get"]
@@ -54,13 +64,15 @@ class SubscriptionView(View):
     permission_required: str | Sequence[str] = ()
     check: Check | None = None
     event_filter: FilterFactory | None = None
+    dotted_kwargs: Sequence[str] = ()
     ping_interval: float | None = None
     queue_size: int | None = None
+    reauthorize_interval: float | None = None
 
     def get_group(self, request: HttpRequest, **kwargs: Any) -> str:
         if not self.group:
             raise ValueError("SubscriptionView needs a group: as_view(group=...)")
-        return self.group.format(**kwargs)
+        return format_group(self.group, kwargs, dotted=self.dotted_kwargs)
 
     async def get_user(self, request: HttpRequest) -> Any:
         auser = getattr(request, "auser", None)
@@ -73,7 +85,7 @@ class SubscriptionView(View):
     async def authorize(
         self, request: HttpRequest, group: str, user: Any, **kwargs: Any
     ) -> HttpResponseBase | None:
-        """Return a refusal, or ``None`` to let the subscription start."""
+        """Return a refusal, or ``None`` to let the subscription start (or go on)."""
         authenticated = bool(getattr(user, "is_authenticated", False))
         if self.login_required and not authenticated:
             return _refuse(401, "Authentication required.")
@@ -89,31 +101,59 @@ class SubscriptionView(View):
                 return _refuse(403, "Forbidden.")
         if self.check is not None:
             # Given to as_view() or set with staticmethod(): called without self.
-            allowed = self.check(request, group, **kwargs)
-            if inspect.isawaitable(allowed):
-                allowed = await allowed
-            if not allowed:
+            if not await call(self.check, request, group, **kwargs):
                 return _refuse(403, "Forbidden.")
         return None
 
-    def get_filter(self, request: HttpRequest, user: Any) -> EventFilter | None:
+    async def get_filter(self, request: HttpRequest, user: Any) -> EventFilter | None:
         if self.event_filter is None:
             return None
-        return self.event_filter(request, user)
+        event_filter: EventFilter | None = await call(self.event_filter, request, user)
+        return event_filter
+
+    def _may_be_revoked(self, user: Any) -> bool:
+        # An open stream of an anonymous user on an open view has nothing that could end.
+        return bool(
+            getattr(user, "is_authenticated", False)
+            or self.login_required
+            or self.permission_required
+            or self.check is not None
+            or type(self).authorize is not SubscriptionView.authorize
+        )
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            group = self.get_group(request, **kwargs)
-            subscription = subscribe(
-                group,
-                last_event_id=get_last_event_id(request),
-                queue_size=self.queue_size,
-            )
+            group = validate_group(await self._group(request, **kwargs))
         except (ValueError, KeyError, IndexError):
             return HttpResponseBadRequest("Invalid group name.", content_type="text/plain")
         user = await self.get_user(request)
-        refusal = await self.authorize(request, group, user, **kwargs)
+        refusal: HttpResponseBase | None = await call(
+            self.authorize, request, group, user, **kwargs
+        )
         if refusal is not None:
             return refusal
-        subscription.filter = self.get_filter(request, user)
+        event_filter: EventFilter | None = await call(self.get_filter, request, user)
+        if event_filter is not None and iscoroutinefunction(event_filter):
+            raise TypeError(
+                "An event filter is called for every event, on the event loop: it must be a "
+                "plain sync callable, not a coroutine function (do async work in the factory)."
+            )
+        options: dict[str, Any] = {
+            "last_event_id": get_last_event_id(request),
+            "filter": event_filter,
+            "queue_size": self.queue_size,
+        }
+        subscription: Subscription
+        if self._may_be_revoked(user):
+            interval = reauthorize_interval(self.reauthorize_interval)
+            access = StreamAccess(self, request, group, user, kwargs, interval)
+            subscription = GuardedSubscription(group, access=access, **options)
+        else:
+            subscription = Subscription(group, **options)
         return EventSourceResponse(subscription, ping_interval=self.ping_interval)
+
+    async def _group(self, request: HttpRequest, **kwargs: Any) -> str:
+        if type(self).get_group is SubscriptionView.get_group and "get_group" not in vars(self):
+            return self.get_group(request, **kwargs)  # ours: formats a string, no thread needed
+        group: str = await call(self.get_group, request, **kwargs)
+        return group

@@ -71,19 +71,19 @@ def test_two_users_never_receive_each_others_rows(
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             for _ in range(100):  # both subscribed before the first publish
                 hub = (await client.get("/test/live/hub")).json()["groups"]
-                if hub.get("x.rows") == 2:
+                if hub.get("x.acc.rows") == 2:
                     break
                 await asyncio.sleep(0.1)
             response = await client.get(
                 "/test/acc/publish",
-                params={"group": "x.rows", "count": EVENTS, "owners": f"{alice},{bob},"},
+                params={"group": "x.acc.rows", "count": EVENTS, "owners": f"{alice},{bob},"},
             )
             assert len(response.json()["ids"]) == EVENTS
             # Then one last event each: once it arrived, nothing published before is still on
             # its way (each subscriber's events arrive in order).
             await client.get(
                 "/test/acc/publish",
-                params={"group": "x.rows", "count": 2, "start": EVENTS, "owners": f"{alice},{bob}"},
+                params={"group": "x.acc.rows", "count": 2, "start": EVENTS, "owners": f"{alice},{bob}"},
             )
         await asyncio.gather(*(s.read_events(EVENTS // 3 + 1, 30) for s in streams.values()))
         received = {

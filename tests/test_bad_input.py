@@ -59,7 +59,10 @@ raw_bytes = st.one_of(
 
 
 def expected_group(prefix: str, name: str) -> str | None:
-    """The group a URL asks for, or ``None`` when it names no valid one."""
+    """The group a URL asks for, or ``None`` when it names no valid one (a URL value is one
+    segment of a group name: no ``.``)."""
+    if "." in name:
+        return None
     try:
         return validate_group(prefix + name)
     except ValueError:

@@ -1,0 +1,89 @@
+"""SubscriptionView's hooks, in-process: sync ones may use the ORM, and the README example works.
+
+A sync hook called on the event loop cannot touch the database (``SynchronousOnlyOperation``,
+a 500): the view runs each in the request's thread, as Django runs sync views. The README's
+Access-control example is executed from README.md itself (see tests/access_views.py), so the
+documentation cannot drift from what works.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import AsyncClient
+
+from django_sse.delivery import Delivery
+from django_sse.subscribe import Subscription
+from tests.orders.models import Order
+
+pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]
+
+
+async def opened(client: AsyncClient, path: str) -> Subscription:
+    response = await client.get(path)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/event-stream")
+    subscription = response._pump  # type: ignore[attr-defined]
+    assert isinstance(subscription, Subscription)
+    await subscription.close()
+    return subscription
+
+
+async def logged_in(name: str, *permissions: str) -> tuple[AsyncClient, User]:
+    user = await User.objects.acreate_user(name, password="x")
+    for codename in permissions:
+        await user.user_permissions.aadd(await Permission.objects.aget(codename=codename))
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client, user
+
+
+def delivery(data: bytes) -> Delivery:
+    return Delivery(group="orders.order", id="1-1", wire=b"data: x\n\n", payload=data)
+
+
+@pytest.mark.parametrize("prefix", ["/test/readme/orders", "/test/readme/sync/orders"])
+async def test_the_readme_ownership_check_lets_the_owner_in(prefix: str) -> None:
+    """The README's check, async and sync: 500 for every logged-in user before the fix."""
+    alice, alice_user = await logged_in("alice")
+    bob, _ = await logged_in("bob")
+    order = await Order.objects.acreate(customer=alice_user)
+    subscription = await opened(alice, f"{prefix}/{order.pk}/live")
+    assert subscription.group == f"orders.order.{order.pk}"
+    assert (await bob.get(f"{prefix}/{order.pk}/live")).status_code == 403
+    assert (await AsyncClient().get(f"{prefix}/{order.pk}/live")).status_code == 401
+
+
+async def test_the_readme_filter_shows_each_customer_their_orders() -> None:
+    alice, alice_user = await logged_in("alice", "view_order")
+    nobody, _ = await logged_in("nobody")
+    subscription = await opened(alice, "/test/readme/orders/live")
+    accepts = subscription.filter
+    assert accepts is not None
+    assert accepts(delivery(b'{"id": 1, "customer_id": %d}' % alice_user.pk))
+    assert not accepts(delivery(b'{"id": 2, "customer_id": %d}' % (alice_user.pk + 1)))
+    assert (await nobody.get("/test/readme/orders/live")).status_code == 403
+    await opened(AsyncClient(), "/test/readme/items/live")
+
+
+async def test_a_sync_check_may_use_the_orm_and_request_user() -> None:
+    client, _ = await logged_in("carol")
+    await opened(client, "/test/acc/checked")
+
+
+async def test_a_sync_filter_factory_may_use_the_orm() -> None:
+    client, user = await logged_in("dave")
+    subscription = await opened(client, "/test/acc/mine")
+    assert subscription.filter is not None
+    assert subscription.filter(delivery(b'{"owner": "dave"}'))
+    assert not subscription.filter(delivery(b'{"owner": "eve"}'))
+
+
+async def test_a_sync_get_group_override_may_use_the_orm() -> None:
+    client, user = await logged_in("erin")
+    assert (await opened(client, "/test/acc/per-user")).group == f"x.acc.user{user.pk}"
+
+
+async def test_an_async_event_filter_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="plain sync callable"):
+        await AsyncClient().get("/test/acc/async-filter")
