@@ -11,8 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import StartServer
@@ -83,7 +87,12 @@ def test_two_users_never_receive_each_others_rows(
             # its way (each subscriber's events arrive in order).
             await client.get(
                 "/test/acc/publish",
-                params={"group": "x.acc.rows", "count": 2, "start": EVENTS, "owners": f"{alice},{bob}"},
+                params={
+                    "group": "x.acc.rows",
+                    "count": 2,
+                    "start": EVENTS,
+                    "owners": f"{alice},{bob}",
+                },
             )
         await asyncio.gather(*(s.read_events(EVENTS // 3 + 1, 30) for s in streams.values()))
         received = {
@@ -125,3 +134,261 @@ def test_a_post_stream_needs_the_csrf_token(start: StartServer) -> None:
             client.get("/test/acc/publish", params={"group": group, "owners": "post"})
             data = next(line for line in lines if line.startswith("data: "))
             assert json.loads(data[len("data: ") :]) == {"n": 0, "owner": "post"}
+
+
+# --- access ends while the stream is open --------------------------------------------------
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 60) -> None:
+    """Poll ``condition`` until it holds; a generous deadline, no timing assertion."""
+    async with asyncio.timeout(within):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.1)
+
+
+async def hub_groups(client: httpx.AsyncClient, server: ServerProcess) -> dict[str, int]:
+    groups: dict[str, int] = (await client.get(server.url + "/test/live/hub")).json()["groups"]
+    return groups
+
+
+def user_groups(groups: dict[str, int]) -> int:
+    """Streams in the hub's per-user control groups (see django_sse/access.py)."""
+    return sum(count for name, count in groups.items() if name.startswith("django_sse.user."))
+
+
+async def publish_rows(
+    client: httpx.AsyncClient, server: ServerProcess, owner: str, n: int
+) -> None:
+    response = await client.get(
+        server.url + "/test/acc/publish",
+        params={"group": "x.acc.rows", "count": 1, "start": n, "owners": owner},
+    )
+    assert response.status_code == 200
+
+
+def rows(stream: RawStream) -> list[int]:
+    return [json.loads(event.data)["n"] for event in stream.events()]
+
+
+@pytest.mark.parametrize("logout_path", ["/test/acc/logout", "/test/acc/alogout"])
+def test_logout_on_one_server_ends_the_users_streams_on_another(
+    start: StartServer, server_database: str, redis_url: str, logout_path: str
+) -> None:
+    env = {
+        "REDIS_URL": redis_url,
+        "DJANGO_SSE_KEY_PREFIX": "logout" + uuid.uuid4().hex[:8],
+        "DJANGO_SSE_PING_INTERVAL": "0.5",
+        # Only the logout can end the stream within the test.
+        "DJANGO_SSE_REAUTHORIZE_INTERVAL": "3600",
+    }
+    first, second = start("daphne", env=env), start("daphne", env=env)
+    alice, bob = ("alice-" + uuid.uuid4().hex[:6]), ("bob-" + uuid.uuid4().hex[:6])
+    create_users(server_database, alice, bob)
+    sessions = {alice: log_in(first, alice), bob: log_in(first, bob)}
+
+    async def scenario() -> None:
+        streams = {
+            name: RawStream(
+                second.url,
+                "/test/acc/mine",
+                {"Cookie": f"sessionid={session}", "Connection": "close"},
+            )
+            for name, session in sessions.items()
+        }
+        for stream in streams.values():
+            assert await stream.open() == 200
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def both_subscribed() -> bool:
+                groups = await hub_groups(client, second)
+                return groups.get("x.acc.rows") == 2 and user_groups(groups) == 2
+
+            await wait_for(both_subscribed)
+            await publish_rows(client, first, alice, 0)
+            await publish_rows(client, first, bob, 1)
+            await streams[alice].read_events(1, 30)
+            await streams[bob].read_events(1, 30)
+
+            response = await client.post(
+                first.url + logout_path, headers={"Cookie": f"sessionid={sessions[alice]}"}
+            )
+            assert response.status_code == 200, response.text
+            # The logout went through the first server; alice's stream on the second ends.
+            await streams[alice].read_to_end(within=60)
+            assert rows(streams[alice]) == [0]
+
+            async def alice_left() -> bool:
+                groups = await hub_groups(client, second)
+                return groups.get("x.acc.rows") == 1 and user_groups(groups) == 1
+
+            await wait_for(alice_left)
+            # Her browser's reconnect is refused; bob's stream goes on.
+            again = RawStream(
+                second.url, "/test/acc/mine", {"Cookie": f"sessionid={sessions[alice]}"}
+            )
+            assert await again.open() == 401
+            await again.close()
+            await publish_rows(client, first, bob, 2)
+            await streams[bob].read_events(2, 30)
+            assert rows(streams[bob]) == [1, 2]
+        for stream in streams.values():
+            await stream.close()
+
+    asyncio.run(scenario())
+    for server in (first, second):
+        assert "Traceback" not in server.log(), server.log()
+
+
+REVOCATIONS = {
+    "deactivated": "User.objects.filter(username={name!r}).update(is_active=False)",
+    "session deleted": (
+        "from django.contrib.sessions.models import Session\n"
+        "Session.objects.filter(session_key={session!r}).delete()"
+    ),
+}
+
+
+@pytest.mark.parametrize("revocation", list(REVOCATIONS))
+def test_a_revoked_user_stops_receiving_within_the_interval(
+    start: StartServer, server_database: str, markers: Path, revocation: str
+) -> None:
+    server = start(
+        "daphne",
+        env={"DJANGO_SSE_PING_INTERVAL": "0.5", "DJANGO_SSE_REAUTHORIZE_INTERVAL": "0.5"},
+    )
+    alice, bob = ("alice-" + uuid.uuid4().hex[:6]), ("bob-" + uuid.uuid4().hex[:6])
+    create_users(server_database, alice, bob)
+    sessions = {alice: log_in(server, alice), bob: log_in(server, bob)}
+
+    def checks(name: str) -> int:
+        path = markers / f"checks-{name}"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    async def at_least(name: str, count: int) -> bool:
+        return checks(name) >= count
+
+    async def scenario() -> None:
+        streams = {
+            name: RawStream(
+                server.url,
+                "/test/acc/checked",
+                {"Cookie": f"sessionid={session}", "Connection": "close"},
+            )
+            for name, session in sessions.items()
+        }
+        for stream in streams.values():
+            assert await stream.open() == 200
+        # The first check and one re-check each, with both still allowed.
+        await wait_for(lambda: at_least(alice, 2))
+        await wait_for(lambda: at_least(bob, 2))
+        async with httpx.AsyncClient(timeout=30) as client:
+            await publish_rows(client, server, alice, 0)
+            await streams[alice].read_events(1, 30)
+
+            code = REVOCATIONS[revocation].format(name=alice, session=sessions[alice])
+            manage(
+                "shell",
+                "--no-imports",
+                "-c",
+                "from django.contrib.auth.models import User\n" + code,
+                env={"DATABASE_URL": server_database},
+            )
+            await streams[alice].read_to_end(within=60)
+            assert rows(streams[alice]) == [0]
+            again = RawStream(
+                server.url, "/test/acc/checked", {"Cookie": f"sessionid={sessions[alice]}"}
+            )
+            assert await again.open() == 401
+            await again.close()
+
+            # Bob's stream is re-checked and goes on.
+            seen = checks(bob)
+            await wait_for(lambda: at_least(bob, seen + 2))
+            await publish_rows(client, server, bob, 1)
+            await streams[bob].read_events(1, 30)
+            assert rows(streams[bob]) == [1]
+            assert not streams[bob].eof
+        for stream in streams.values():
+            await stream.close()
+
+    asyncio.run(scenario())
+    assert "Traceback" not in server.log(), server.log()
+
+
+STREAMS_RECHECKED = 40
+
+
+def test_re_checked_streams_hold_no_database_connection_between_checks(
+    start: StartServer, postgres_url: str, markers: Path
+) -> None:
+    """Every re-check queries (session, user, check) and closes its connection again.
+
+    Without that, each stream would keep the connection its first re-check opened (the control
+    case of tests/test_idle_database.py shows what that costs).
+    """
+    database = urlsplit(postgres_url).path.strip("/") + "_django_sse_access"
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        if not connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [database]
+        ).fetchone():
+            connection.execute(f'CREATE DATABASE "{database}"')
+    url = urlsplit(postgres_url)._replace(path="/" + database).geturl()
+    manage("migrate", "--noinput", env={"DATABASE_URL": url})
+    server = start(
+        "daphne",
+        env={
+            "DATABASE_URL": url,
+            "DJANGO_SSE_PING_INTERVAL": "5",
+            "DJANGO_SSE_REAUTHORIZE_INTERVAL": "0.5",
+        },
+    )
+    name = "carol-" + uuid.uuid4().hex[:6]
+    create_users(url, name)
+    session = log_in(server, name)
+
+    def connections() -> int:
+        with psycopg.connect(url, autocommit=True) as connection:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [database],
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def checks() -> int:
+        path = markers / f"checks-{name}"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+    async def scenario() -> int:
+        streams = [
+            RawStream(server.url, "/test/acc/checked", {"Cookie": f"sessionid={session}"})
+            for _ in range(STREAMS_RECHECKED)
+        ]
+        for stream in streams:
+            assert await stream.open() == 200
+
+        async def rechecked() -> bool:
+            return checks() >= 3 * STREAMS_RECHECKED  # the first check and two re-checks each
+
+        await wait_for(rechecked, within=120)
+
+        # Re-checks keep coming; between them no stream holds a connection. A stream that kept
+        # one would hold it for good, so the count would never come down.
+        seen: list[int] = []
+
+        async def released() -> bool:
+            seen.append(connections())
+            return seen[-1] <= 2
+
+        await wait_for(released, within=60)
+        assert not any(stream.eof for stream in streams)
+        for stream in streams:
+            await stream.close()
+        return seen[-1]
+
+    held = asyncio.run(scenario())
+    print(f"\n{STREAMS_RECHECKED} re-checked streams: {held} connections held between checks")
+    assert "Traceback" not in server.log(), server.log()
