@@ -208,7 +208,6 @@ class StreamAccess:
         self.interval = interval
         self.control = user_group(user) if _identity(user)[0] else None
         self.subscription: Subscription | None = None
-        self.checks = 0  # re-checks done, for tests
         self._hub: Hub | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -260,7 +259,6 @@ class StreamAccess:
             subscription.end(exc)
             return
         finally:
-            self.checks += 1
             await release_database_connections()
         if not allowed:
             logger.info("Ending a stream of %s: its access was revoked", self.group)
@@ -296,6 +294,10 @@ class GuardedSubscription(Subscription):
             await self.access.start(self)
         except Exception as exc:  # the channel layer is down: the browser comes back later
             self.end(exc)
+
+    async def wait(self, limit: float | None) -> None:
+        await self.setup()  # whoever drives it first, the access starts with the subscription
+        await super().wait(limit)
 
     def end(self, error: Exception | None = None) -> None:
         super().end(error)

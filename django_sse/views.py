@@ -126,7 +126,7 @@ class SubscriptionView(View):
             group = validate_group(await self._group(request, **kwargs))
         except (ValueError, KeyError, IndexError):
             return HttpResponseBadRequest("Invalid group name.", content_type="text/plain")
-        user = await self.get_user(request)
+        user = await call(self.get_user, request)
         refusal: HttpResponseBase | None = await call(
             self.authorize, request, group, user, **kwargs
         )

@@ -8,11 +8,16 @@ documentation cannot drift from what works.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient
 
+from django_sse.access import end_user_streams, user_group
 from django_sse.delivery import Delivery
+from django_sse.hub import get_hub
 from django_sse.subscribe import Subscription
 from tests.orders.models import Order
 
@@ -72,7 +77,7 @@ async def test_a_sync_check_may_use_the_orm_and_request_user() -> None:
 
 
 async def test_a_sync_filter_factory_may_use_the_orm() -> None:
-    client, user = await logged_in("dave")
+    client, _ = await logged_in("dave")
     subscription = await opened(client, "/test/acc/mine")
     assert subscription.filter is not None
     assert subscription.filter(delivery(b'{"owner": "dave"}'))
@@ -87,3 +92,34 @@ async def test_a_sync_get_group_override_may_use_the_orm() -> None:
 async def test_an_async_event_filter_is_refused_with_a_clear_error() -> None:
     with pytest.raises(TypeError, match="plain sync callable"):
         await AsyncClient().get("/test/acc/async-filter")
+
+
+async def until(condition: Callable[[], bool], within: float = 20) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["/test/acc/logout", "/test/acc/alogout", "end_user_streams"])
+async def test_logging_out_ends_the_users_streams_in_process(how: str) -> None:
+    """The in-memory layer: the logout's message reaches this process's hub."""
+    client, user = await logged_in("frank")
+    other, _ = await logged_in("grace")
+    response = await client.get("/test/acc/mine")
+    assert response.status_code == 200
+    mine = response._pump  # type: ignore[attr-defined]
+    theirs = (await other.get("/test/acc/mine"))._pump  # type: ignore[attr-defined]
+    await until(lambda: get_hub().groups().get("x.acc.rows") == 2)
+    assert get_hub().groups()[user_group(user)] == 1
+    if how == "end_user_streams":
+        await end_user_streams(user)
+    else:
+        assert (await client.post(how)).status_code == 200
+    await until(lambda: mine.finished)
+    assert user_group(user) not in get_hub().groups()
+    assert not theirs.finished
+    await mine.close()
+    await theirs.close()
+    assert get_hub().groups() == {}
