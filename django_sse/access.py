@@ -25,6 +25,7 @@ import asyncio
 import copy
 import hashlib
 import logging
+import random
 from collections.abc import Callable
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
@@ -217,7 +218,9 @@ class StreamAccess:
         if self.control is not None:
             hub = self._hub = get_hub()
             await hub.join(self.control, self)
-        self._arm()
+        # The first re-check at a random moment of the interval: streams that opened together
+        # (clients reconnecting after a deploy) do not all query the database together.
+        self._arm(random.uniform(0.5, 1.0))
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -237,11 +240,12 @@ class StreamAccess:
 
     # --- the periodic re-check ---
 
-    def _arm(self) -> None:
+    def _arm(self, fraction: float = 1.0) -> None:
         # Called from the stream's task (or its re-check): the timer, and the task it starts,
         # run in the request's context, so sync code runs in the request's thread.
         if self.interval is not None:
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._due)
+            delay = self.interval * fraction
+            self._timer = asyncio.get_running_loop().call_later(delay, self._due)
 
     def _due(self) -> None:
         self._timer = None
