@@ -123,3 +123,21 @@ async def test_logging_out_ends_the_users_streams_in_process(how: str) -> None:
     await mine.close()
     await theirs.close()
     assert get_hub().groups() == {}
+
+
+async def test_a_re_check_sees_a_revoked_permission_and_a_check_now_false() -> None:
+    client, user = await logged_in("heidi", "view_order")
+    feed = (await client.get("/test/readme/orders/live"))._pump  # type: ignore[attr-defined]
+    assert await feed.access.still_allowed()
+    await user.user_permissions.aclear()
+    assert not await feed.access.still_allowed()
+
+    order = await Order.objects.acreate(customer=user)
+    path = f"/test/readme/sync/orders/{order.pk}/live"  # the README's sync check, re-run
+    one = (await client.get(path))._pump  # type: ignore[attr-defined]
+    assert await one.access.still_allowed()
+    order.customer = await User.objects.acreate_user("ivan")
+    await order.asave()
+    assert not await one.access.still_allowed()
+    for subscription in (feed, one):
+        await subscription.close()
