@@ -1,0 +1,359 @@
+"""The README's snippets in a real project, under Daphne and uvicorn, as a new user would run them.
+
+``tests/real_project.py`` builds the project from README.md's marked blocks with the middleware
+a real project has (GZip, ConditionalGet, Common, Locale, django-debug-toolbar; DEBUG on), once.
+Each server kind starts once; every test checks one snippet against it, with the clients a user
+has: httpx sending ``Accept-Encoding: gzip`` as browsers do, the admin's login and forms, and
+Chromium for the template tag. A failure names the README block and shows the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.browser.chromium import Console, launch_chromium
+from tests.readme_blocks import Block, readme_block
+from tests.real_project import USERS, Project, build_project
+from tests.servers import ServerProcess, start_server
+from tests.sse_parser import Event, parse
+
+pytestmark = pytest.mark.server
+
+# What a browser's EventSource sends (and every browser accepts gzip).
+STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate"}
+READ_TIMEOUT = 20.0
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return build_project(tmp_path_factory.mktemp("real-project"))
+
+
+@pytest.fixture(scope="module", params=["daphne", "uvicorn"])
+def server(
+    request: pytest.FixtureRequest, project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    kind = request.param
+    # uvicorn as the README's Shutdown section runs it, so that it stops with streams open.
+    args = ["--timeout-graceful-shutdown", "5"] if kind == "uvicorn" else []
+    started = start_server(
+        kind,
+        tmp_path_factory.mktemp(f"{kind}-log"),
+        env=project.env(),
+        app="mysite.asgi:application",
+        ready_path="/admin/login/",
+        args=args,
+        cwd=project.base,
+    )
+    yield started
+    started.stop()
+
+
+def failure(block: Block, what: str, server: ServerProcess, project: Project) -> str:
+    log = server.log()
+    tail = "\n".join(log.splitlines()[-60:])
+    return (
+        f"README snippet {block.origin()} under {server.kind}: {what}"
+        f"{project.blame(log)}\n--- {server.kind} log (last lines) ---\n{tail}"
+    )
+
+
+class EventReader:
+    """The events of a live response, read one by one as they arrive (gzip decoded by httpx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self.body = b""
+        self._chunks = response.iter_bytes()
+        self._taken = 0
+
+    def _more(self) -> str | None:
+        """Read the next chunk; None, or why there is none."""
+        try:
+            self.body += next(self._chunks)
+        except StopIteration:
+            return f"the stream ended; its whole body was {self.body!r}"
+        except httpx.ReadTimeout:
+            return f"nothing more arrived within {READ_TIMEOUT} s; so far: {self.body!r}"
+        except httpx.HTTPError as error:
+            return f"reading failed: {error!r}; so far: {self.body!r}"
+        return None
+
+    def opened(self) -> str | None:
+        """Wait for the first bytes (the ``: open`` comment of a subscription); None when there."""
+        while not self.body.strip():
+            if problem := self._more():
+                return problem
+        return None
+
+    def next_event(self) -> Event | str:
+        """The next event, or why none came."""
+        while True:
+            events = parse(self.body).events
+            if len(events) > self._taken:
+                self._taken += 1
+                return events[self._taken - 1]
+            if problem := self._more():
+                return problem
+
+
+def stream_head(response: httpx.Response) -> str:
+    headers = {k: v for k, v in response.headers.items() if k != "set-cookie"}
+    return f"status {response.status_code}, headers {headers}"
+
+
+def expect_stream(response: httpx.Response) -> str | None:
+    """None for an event stream; otherwise what came instead."""
+    content_type = response.headers.get("content-type", "")
+    if response.status_code == 200 and content_type.startswith("text/event-stream"):
+        return None
+    return f"expected a 200 event stream, got {stream_head(response)}: {response.read()[:500]!r}"
+
+
+def client(server: ServerProcess) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=httpx.Timeout(30, read=READ_TIMEOUT))
+
+
+def log_in(server: ServerProcess, name: str) -> httpx.Client:
+    """A client logged in through the project's real login view (the admin's)."""
+    session = client(server)
+    session.get("/admin/login/")
+    response = session.post(
+        "/admin/login/?next=/admin/",
+        data={
+            "username": name,
+            "password": USERS[name][0],
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+    )
+    assert response.status_code == 302, f"logging in {name} failed: {response.text[:2000]}"
+    return session
+
+
+def admin_save(admin: httpx.Client, path: str, fields: dict[str, str]) -> None:
+    """Save an object through its admin form, as a person would (a save in the server)."""
+    admin.get(path)
+    response = admin.post(
+        path, data={**fields, "csrfmiddlewaretoken": admin.cookies["csrftoken"], "_save": "Save"}
+    )
+    assert response.status_code == 302, f"the admin refused {path}: {response.text[:3000]}"
+
+
+def set_order_status(project: Project, pk: int, status: str) -> None:
+    """Change an order's row behind the server's back: the view's async source polls it."""
+    with sqlite3.connect(project.database, timeout=20) as database:
+        database.execute(
+            "UPDATE orders_order SET status = ?, version = version + 1 WHERE id = ?", (status, pk)
+        )
+
+
+def test_settings_are_the_readme_install_section_plus_the_real_middleware(
+    project: Project,
+) -> None:
+    block = readme_block("settings")
+    output = project.manage(
+        "shell",
+        "-c",
+        "import json; from django.conf import settings; "
+        "print(json.dumps([settings.INSTALLED_APPS, settings.MIDDLEWARE]))",
+        step="reading the settings",
+    )
+    apps, middleware = json.loads(output.strip().splitlines()[-1])
+    assert "django_sse" in apps and "django.contrib.admin" in apps, (block.origin(), apps)
+    for name in [
+        "django.middleware.gzip.GZipMiddleware",
+        "django.middleware.http.ConditionalGetMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.locale.LocaleMiddleware",
+        "debug_toolbar.middleware.DebugToolbarMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ]:
+        assert name in middleware, (name, middleware)
+
+
+def test_minimal_view_streams_each_event_as_it_happens(
+    server: ServerProcess, project: Project
+) -> None:
+    """A browser-like client (gzip accepted) gets each status before the next one exists."""
+    block = readme_block("view")
+    pk = project.orders["alice"]
+    with (
+        client(server) as http,
+        http.stream("GET", f"/orders/{pk}/status", headers=STREAM_HEADERS) as response,
+    ):
+        problem = expect_stream(response)
+        assert problem is None, failure(block, problem or "", server, project)
+        reader = EventReader(response)
+        for version, status in enumerate(["placed", "packed", "shipped"], start=1):
+            if version > 1:
+                set_order_status(project, pk, status)
+            event = reader.next_event()
+            assert isinstance(event, Event), failure(
+                block,
+                f"status {version} ({status}) did not arrive: {event} ({stream_head(response)})",
+                server,
+                project,
+            )
+            assert (event.type, json.loads(event.data), event.last_event_id) == (
+                "status",
+                {"state": status, "version": version},
+                str(version),
+            ), failure(block, f"unexpected event {event}", server, project)
+
+
+def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Project) -> None:
+    """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
+    block = readme_block("models")
+    name = f"Plumbus {server.kind}"
+    with (
+        log_in(server, "admin") as admin,
+        client(server) as http,
+        http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
+    ):
+        problem = expect_stream(response)
+        assert problem is None, failure(block, problem or "", server, project)
+        reader = EventReader(response)
+        problem = reader.opened()
+        assert problem is None, failure(block, f"no `: open` comment: {problem}", server, project)
+        admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "5"})
+        event = reader.next_event()
+        assert isinstance(event, Event), failure(
+            block, f"the saved item did not arrive: {event}", server, project
+        )
+        data = json.loads(event.data)
+        assert (event.type, data["name"]) == ("created", name), failure(
+            block, f"unexpected event {event}", server, project
+        )
+        # Issue 10, item 5: what arrives live is what a reload shows (the database's value).
+        assert data["price"] == "5.00", failure(
+            block, f"live price {data['price']!r}, the database holds '5.00'", server, project
+        )
+
+
+def test_access_control_refuses_anonymous_and_other_users(
+    server: ServerProcess, project: Project
+) -> None:
+    block = readme_block("access")
+    alice_order = project.orders["alice"]
+    with client(server) as anonymous, log_in(server, "bob") as bob:
+        for who, http, path, expected in [
+            ("anonymous", anonymous, f"/orders/{alice_order}/live", 401),  # login_required
+            ("anonymous", anonymous, "/orders/live", 401),
+            ("bob", bob, f"/orders/{alice_order}/live", 403),  # check=owns_order: not his
+            ("bob", bob, "/orders/live", 403),  # permission_required: he lacks it
+        ]:
+            with http.stream("GET", path, headers=STREAM_HEADERS) as response:
+                assert response.status_code == expected, failure(
+                    block,
+                    f"{who} on {path}: expected {expected}, got {stream_head(response)}: "
+                    f"{response.read()[:300]!r}",
+                    server,
+                    project,
+                )
+
+
+def test_access_control_streams_for_the_owner(server: ServerProcess, project: Project) -> None:
+    """Alice, logged in, streams her order and sees its change; ``orders/live`` filters."""
+    block = readme_block("access")
+    alice_order, bob_order = project.orders["alice"], project.orders["bob"]
+    with log_in(server, "alice") as alice, log_in(server, "admin") as admin:
+        for path in [f"/orders/{alice_order}/live", "/orders/live"]:
+            with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
+                problem = expect_stream(response)
+                assert problem is None, failure(
+                    block, f"alice on {path}: {problem}", server, project
+                )
+                reader = EventReader(response)
+                problem = reader.opened()
+                assert problem is None, failure(block, f"{path}: {problem}", server, project)
+                # Bob's order first: the filter of orders/live must drop it; then alice's.
+                for pk, owner in [(bob_order, "bob"), (alice_order, "alice")]:
+                    admin_save(
+                        admin,
+                        f"/admin/orders/order/{pk}/change/",
+                        {"customer": str(project.users[owner]), "status": path, "version": "1"},
+                    )
+                event = reader.next_event()
+                assert isinstance(event, Event), failure(
+                    block,
+                    f"alice on {path}: her order's change did not arrive: {event}",
+                    server,
+                    project,
+                )
+                data = json.loads(event.data)
+                assert (event.type, data["id"], data["status"]) == ("updated", alice_order, path), (
+                    failure(block, f"alice on {path} got {event}", server, project)
+                )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from launch_chromium()
+
+
+@pytest.mark.browser
+def test_template_tag_page_shows_a_change_live(
+    server: ServerProcess, project: Project, browser: Any
+) -> None:
+    block = readme_block("template")
+    console = Console()
+    context = browser.new_context()
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    page.on("console", lambda message: console.messages.append((message.type, message.text)))
+    page.on("pageerror", lambda error: console.page_errors.append(str(error)))
+    try:
+        page.goto(server.url + "/")
+        assert page.locator("#djDebug").count() == 1, "django-debug-toolbar is not on the page"
+
+        def wait(what: str, expression: str, arg: Any = None) -> None:
+            try:
+                page.wait_for_function(expression, arg=arg)
+            except Exception as error:
+                state = page.eval_on_selector("#live", "e => e.outerHTML")
+                raise AssertionError(
+                    failure(
+                        block,
+                        f"{what}: {error}\nconsole errors: {console.errors()}\n#live: {state}",
+                        server,
+                        project,
+                    )
+                ) from None
+
+        wait(
+            "the page never connected",
+            "document.querySelector('#live')?.dataset.sseState === 'open'",
+        )
+        name = f"Portal Gun {server.kind}"
+        rows = "[...document.querySelectorAll('#live [data-sse-list] > li')]"
+        with log_in(server, "admin") as admin:
+            admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "999.99"})
+            wait(
+                "the saved item never appeared",
+                f"name => {rows}.some(li => li.textContent.includes(name))",
+                name,
+            )
+            pk = page.eval_on_selector(
+                "#live [data-sse-list]",
+                "(list, name) => [...list.children].find(li => li.textContent.includes(name))"
+                ".dataset.sseKey",
+                name,
+            )
+            admin_save(
+                admin, f"/admin/items/item/{pk}/change/", {"name": name + " XL", "price": "1000"}
+            )
+            wait(
+                "the change never appeared",
+                f"name => {rows}.some(li => li.textContent.includes(name))",
+                name + " XL",
+            )
+        assert console.errors() == [], console.errors()
+    finally:
+        context.close()
