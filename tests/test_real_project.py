@@ -120,9 +120,8 @@ def client(server: ServerProcess) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=httpx.Timeout(30, read=READ_TIMEOUT))
 
 
-def log_in(server: ServerProcess, name: str) -> httpx.Client:
-    """A client logged in through the project's real login view (the admin's)."""
-    session = client(server)
+def log_in(session: httpx.Client, name: str) -> None:
+    """Log ``session`` in through the project's real login view (the admin's)."""
     session.get("/admin/login/")
     response = session.post(
         "/admin/login/?next=/admin/",
@@ -134,7 +133,6 @@ def log_in(server: ServerProcess, name: str) -> httpx.Client:
         },
     )
     assert response.status_code == 302, f"logging in {name} failed: {response.text[:2000]}"
-    return session
 
 
 def admin_save(admin: httpx.Client, path: str, fields: dict[str, str]) -> None:
@@ -213,7 +211,7 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
     block = readme_block("models")
     name = f"Plumbus {server.kind}"
     with (
-        log_in(server, "admin") as admin,
+        client(server) as admin,
         client(server) as http,
         http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
     ):
@@ -222,6 +220,7 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
         reader = EventReader(response)
         problem = reader.opened()
         assert problem is None, failure(block, f"no `: open` comment: {problem}", server, project)
+        log_in(admin, "admin")
         admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "5"})
         event = reader.next_event()
         assert isinstance(event, Event), failure(
@@ -242,7 +241,8 @@ def test_access_control_refuses_anonymous_and_other_users(
 ) -> None:
     block = readme_block("access")
     alice_order = project.orders["alice"]
-    with client(server) as anonymous, log_in(server, "bob") as bob:
+    with client(server) as anonymous, client(server) as bob:
+        log_in(bob, "bob")
         for who, http, path, expected in [
             ("anonymous", anonymous, f"/orders/{alice_order}/live", 401),  # login_required
             ("anonymous", anonymous, "/orders/live", 401),
@@ -263,8 +263,11 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
     """Alice, logged in, streams her order and sees its change; ``orders/live`` filters."""
     block = readme_block("access")
     alice_order, bob_order = project.orders["alice"], project.orders["bob"]
-    with log_in(server, "alice") as alice, log_in(server, "admin") as admin:
-        for path in [f"/orders/{alice_order}/live", "/orders/live"]:
+    with client(server) as alice, client(server) as admin:
+        log_in(alice, "alice")
+        log_in(admin, "admin")
+        for step, path in enumerate([f"/orders/{alice_order}/live", "/orders/live"]):
+            status = f"step-{step}"
             with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
                 problem = expect_stream(response)
                 assert problem is None, failure(
@@ -278,7 +281,7 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
                     admin_save(
                         admin,
                         f"/admin/orders/order/{pk}/change/",
-                        {"customer": str(project.users[owner]), "status": path, "version": "1"},
+                        {"customer": str(project.users[owner]), "status": status, "version": "1"},
                     )
                 event = reader.next_event()
                 assert isinstance(event, Event), failure(
@@ -288,9 +291,11 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
                     project,
                 )
                 data = json.loads(event.data)
-                assert (event.type, data["id"], data["status"]) == ("updated", alice_order, path), (
-                    failure(block, f"alice on {path} got {event}", server, project)
-                )
+                assert (event.type, data["id"], data["status"]) == (
+                    "updated",
+                    alice_order,
+                    status,
+                ), failure(block, f"alice on {path} got {event}", server, project)
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +338,8 @@ def test_template_tag_page_shows_a_change_live(
         )
         name = f"Portal Gun {server.kind}"
         rows = "[...document.querySelectorAll('#live [data-sse-list] > li')]"
-        with log_in(server, "admin") as admin:
+        with client(server) as admin:
+            log_in(admin, "admin")
             admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "999.99"})
             wait(
                 "the saved item never appeared",
