@@ -97,7 +97,7 @@ admin.site.register({model})
 PAGE = """\
 <!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>Items</title></head>
+<head><meta charset="utf-8"><title>Items</title><link rel="icon" href="data:,"></head>
 <body>
 {block}
 </body>

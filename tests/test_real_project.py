@@ -10,15 +10,20 @@ Chromium for the template tag. A failure names the README block and shows the se
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.browser.chromium import Console, launch_chromium
-from tests.readme_blocks import Block, readme_block
+from tests.readme_blocks import readme_block
 from tests.real_project import USERS, Project, build_project
 from tests.servers import ServerProcess, start_server
 from tests.sse_parser import Event, parse
@@ -55,13 +60,22 @@ def server(
     started.stop()
 
 
-def failure(block: Block, what: str, server: ServerProcess, project: Project) -> str:
-    log = server.log()
-    tail = "\n".join(log.splitlines()[-60:])
-    return (
-        f"README snippet {block.origin()} under {server.kind}: {what}"
-        f"{project.blame(log)}\n--- {server.kind} log (last lines) ---\n{tail}"
-    )
+class Snippet:
+    """A README block checked on one server: a failure names it and shows what the server logged."""
+
+    def __init__(self, name: str, server: ServerProcess, project: Project) -> None:
+        self.block = readme_block(name)
+        self.server = server
+        self.project = project
+        self._log_start = len(server.log())  # the server runs for the whole module
+
+    def failure(self, what: str) -> str:
+        log = self.server.log()[self._log_start :]
+        tail = "\n".join(log.splitlines()[-60:])
+        return (
+            f"README snippet {self.block.origin()} under {self.server.kind}: {what}"
+            f"{self.project.blame(log)}\n--- {self.server.kind} log meanwhile ---\n{tail}"
+        )
 
 
 class EventReader:
@@ -144,11 +158,12 @@ def admin_save(admin: httpx.Client, path: str, fields: dict[str, str]) -> None:
     assert response.status_code == 302, f"the admin refused {path}: {response.text[:3000]}"
 
 
-def set_order_status(project: Project, pk: int, status: str) -> None:
+def set_order_status(project: Project, pk: int, status: str, version: int | None = None) -> None:
     """Change an order's row behind the server's back: the view's async source polls it."""
     with sqlite3.connect(project.database, timeout=20) as database:
         database.execute(
-            "UPDATE orders_order SET status = ?, version = version + 1 WHERE id = ?", (status, pk)
+            "UPDATE orders_order SET status = ?, version = coalesce(?, version + 1) WHERE id = ?",
+            (status, version, pk),
         )
 
 
@@ -180,35 +195,33 @@ def test_minimal_view_streams_each_event_as_it_happens(
     server: ServerProcess, project: Project
 ) -> None:
     """A browser-like client (gzip accepted) gets each status before the next one exists."""
-    block = readme_block("view")
+    snippet = Snippet("view", server, project)
     pk = project.orders["alice"]
+    set_order_status(project, pk, "placed", version=1)  # as it was before the other tests
     with (
         client(server) as http,
         http.stream("GET", f"/orders/{pk}/status", headers=STREAM_HEADERS) as response,
     ):
         problem = expect_stream(response)
-        assert problem is None, failure(block, problem or "", server, project)
+        assert problem is None, snippet.failure(problem or "")
         reader = EventReader(response)
         for version, status in enumerate(["placed", "packed", "shipped"], start=1):
             if version > 1:
                 set_order_status(project, pk, status)
             event = reader.next_event()
-            assert isinstance(event, Event), failure(
-                block,
-                f"status {version} ({status}) did not arrive: {event} ({stream_head(response)})",
-                server,
-                project,
+            assert isinstance(event, Event), snippet.failure(
+                f"status {version} ({status}) did not arrive: {event} ({stream_head(response)})"
             )
             assert (event.type, json.loads(event.data), event.last_event_id) == (
                 "status",
                 {"state": status, "version": version},
                 str(version),
-            ), failure(block, f"unexpected event {event}", server, project)
+            ), snippet.failure(f"unexpected event {event}")
 
 
 def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Project) -> None:
     """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
-    block = readme_block("models")
+    snippet = Snippet("models", server, project)
     name = f"Plumbus {server.kind}"
     with (
         client(server) as admin,
@@ -216,30 +229,28 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
         http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
     ):
         problem = expect_stream(response)
-        assert problem is None, failure(block, problem or "", server, project)
+        assert problem is None, snippet.failure(problem or "")
         reader = EventReader(response)
         problem = reader.opened()
-        assert problem is None, failure(block, f"no `: open` comment: {problem}", server, project)
+        assert problem is None, snippet.failure(f"no `: open` comment: {problem}")
         log_in(admin, "admin")
         admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "5"})
         event = reader.next_event()
-        assert isinstance(event, Event), failure(
-            block, f"the saved item did not arrive: {event}", server, project
-        )
+        assert isinstance(event, Event), snippet.failure(f"the saved item did not arrive: {event}")
         data = json.loads(event.data)
-        assert (event.type, data["name"]) == ("created", name), failure(
-            block, f"unexpected event {event}", server, project
+        assert (event.type, data["name"]) == ("created", name), snippet.failure(
+            f"unexpected event {event}"
         )
         # Issue 10, item 5: what arrives live is what a reload shows (the database's value).
-        assert data["price"] == "5.00", failure(
-            block, f"live price {data['price']!r}, the database holds '5.00'", server, project
+        assert data["price"] == "5.00", snippet.failure(
+            f"live price {data['price']!r}, the database holds '5.00'"
         )
 
 
 def test_access_control_refuses_anonymous_and_other_users(
     server: ServerProcess, project: Project
 ) -> None:
-    block = readme_block("access")
+    snippet = Snippet("access", server, project)
     alice_order = project.orders["alice"]
     with client(server) as anonymous, client(server) as bob:
         log_in(bob, "bob")
@@ -250,18 +261,15 @@ def test_access_control_refuses_anonymous_and_other_users(
             ("bob", bob, "/orders/live", 403),  # permission_required: he lacks it
         ]:
             with http.stream("GET", path, headers=STREAM_HEADERS) as response:
-                assert response.status_code == expected, failure(
-                    block,
+                assert response.status_code == expected, snippet.failure(
                     f"{who} on {path}: expected {expected}, got {stream_head(response)}: "
-                    f"{response.read()[:300]!r}",
-                    server,
-                    project,
+                    f"{response.read()[:300]!r}"
                 )
 
 
 def test_access_control_streams_for_the_owner(server: ServerProcess, project: Project) -> None:
     """Alice, logged in, streams her order and sees its change; ``orders/live`` filters."""
-    block = readme_block("access")
+    snippet = Snippet("access", server, project)
     alice_order, bob_order = project.orders["alice"], project.orders["bob"]
     with client(server) as alice, client(server) as admin:
         log_in(alice, "alice")
@@ -270,12 +278,10 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
             status = f"step-{step}"
             with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
                 problem = expect_stream(response)
-                assert problem is None, failure(
-                    block, f"alice on {path}: {problem}", server, project
-                )
+                assert problem is None, snippet.failure(f"alice on {path}: {problem}")
                 reader = EventReader(response)
                 problem = reader.opened()
-                assert problem is None, failure(block, f"{path}: {problem}", server, project)
+                assert problem is None, snippet.failure(f"{path}: {problem}")
                 # Bob's order first: the filter of orders/live must drop it; then alice's.
                 for pk, owner in [(bob_order, "bob"), (alice_order, "alice")]:
                     admin_save(
@@ -284,18 +290,15 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
                         {"customer": str(project.users[owner]), "status": status, "version": "1"},
                     )
                 event = reader.next_event()
-                assert isinstance(event, Event), failure(
-                    block,
-                    f"alice on {path}: her order's change did not arrive: {event}",
-                    server,
-                    project,
+                assert isinstance(event, Event), snippet.failure(
+                    f"alice on {path}: her order's change did not arrive: {event}"
                 )
                 data = json.loads(event.data)
                 assert (event.type, data["id"], data["status"]) == (
                     "updated",
                     alice_order,
                     status,
-                ), failure(block, f"alice on {path} got {event}", server, project)
+                ), snippet.failure(f"alice on {path} got {event}")
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +310,7 @@ def browser() -> Iterator[Any]:
 def test_template_tag_page_shows_a_change_live(
     server: ServerProcess, project: Project, browser: Any
 ) -> None:
-    block = readme_block("template")
+    snippet = Snippet("template", server, project)
     console = Console()
     context = browser.new_context()
     context.set_default_timeout(20_000)
@@ -324,11 +327,8 @@ def test_template_tag_page_shows_a_change_live(
             except Exception as error:
                 state = page.eval_on_selector("#live", "e => e.outerHTML")
                 raise AssertionError(
-                    failure(
-                        block,
-                        f"{what}: {error}\nconsole errors: {console.errors()}\n#live: {state}",
-                        server,
-                        project,
+                    snippet.failure(
+                        f"{what}: {error}\nconsole errors: {console.errors()}\n#live: {state}"
                     )
                 ) from None
 
@@ -363,3 +363,57 @@ def test_template_tag_page_shows_a_change_live(
         assert console.errors() == [], console.errors()
     finally:
         context.close()
+
+
+def free_port() -> int:
+    """A free port for ``runserver``, which cannot be handed a socket: from this suite's range."""
+    for port in range(24000, 25000):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 24000-24999")
+
+
+def test_runserver_is_daphne_and_streams(project: Project, tmp_path: Path) -> None:
+    """The Install section's ``"daphne"`` entry: "makes `runserver` an ASGI server"."""
+    block = readme_block("settings")
+    port = free_port()
+    log_path = tmp_path / "runserver.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            cwd=project.base,
+            env=project.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def failure(what: str) -> str:
+        output = log_path.read_text(errors="replace")
+        return f"README snippet {block.origin()}, manage.py runserver: {what}\n{output[-4000:]}"
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, failure(f"it exited with {process.returncode}")
+            try:
+                if httpx.get(url + "/admin/login/", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, failure("it did not answer within 60 s")
+            time.sleep(0.1)
+        with (
+            httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=READ_TIMEOUT)) as http,
+            http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
+        ):
+            problem = expect_stream(response) or EventReader(response).opened()
+            assert problem is None, failure(problem or "")
+        assert "ASGI" in log_path.read_text(errors="replace"), failure("not served by Daphne")
+    finally:
+        process.terminate()
+        process.wait(15)
