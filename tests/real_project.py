@@ -10,6 +10,7 @@ failure can name the README block it comes from.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 from tests.readme_blocks import Block, readme_block
 from tests.servers import ROOT
 
-PROJECT = "mysite"
+DEFAULT_PROJECT = "mysite"  # the name Django's tutorial uses
 USERS = {
     # name: (password, staff, superuser, permissions). Staff, so that the real login view a
     # startproject has (the admin's) lets them in; only "admin" may change anything there.
@@ -188,6 +189,7 @@ class ProjectError(AssertionError):
 @dataclass
 class Project:
     base: Path  # the folder with manage.py
+    name: str  # of the project package (settings, urls, asgi)
     # Written file (relative to base) -> the README block in it, to name it in failures.
     snippets: dict[str, Block] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
@@ -203,7 +205,7 @@ class Project:
         env.pop("DJANGO_SETTINGS_MODULE", None)  # manage.py and asgi.py set their own
         env.update(
             {
-                "DJANGO_SETTINGS_MODULE": f"{PROJECT}.settings",
+                "DJANGO_SETTINGS_MODULE": f"{self.name}.settings",
                 "PYTHONPATH": os.pathsep.join([str(self.base), str(ROOT)]),
                 "PYTHONUNBUFFERED": "1",
                 **(extra or {}),
@@ -254,17 +256,31 @@ def django_admin() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "django"]
 
 
+def project_name(install: Block) -> str:
+    """The project the Install section's ``ASGI_APPLICATION`` names, if it names one."""
+    for node in ast.walk(ast.parse(install.code)):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "ASGI_APPLICATION" for t in node.targets)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            return node.value.value.split(".")[0]
+    return DEFAULT_PROJECT
+
+
 def build_project(root: Path) -> Project:
     """``startproject`` in ``root``, the README's code in it, migrated, with users and orders."""
+    install = readme_block("settings")
+    name = project_name(install)
     subprocess.run(
-        [*django_admin(), "startproject", PROJECT, str(root)], check=True, capture_output=True
+        [*django_admin(), "startproject", name, str(root)], check=True, capture_output=True
     )
-    project = Project(root)
+    project = Project(root, name)
     for app in ("items", "orders"):
         project.manage("startapp", app, step=f"startapp {app}")
 
-    settings = root / PROJECT / "settings.py"
-    install = readme_block("settings")
+    settings = root / name / "settings.py"
     settings.write_text(
         settings.read_text()
         + "\n\n# Before the README's Install section: what startproject wrote.\n"
@@ -273,8 +289,8 @@ def build_project(root: Path) -> Project:
         + f"# {install.origin()}, as written:\n{install.code}{EXPAND_ELLIPSIS}"
         + REAL_PROJECT_SETTINGS
     )
-    project.snippets[f"{PROJECT}/settings.py"] = install
-    urls = root / PROJECT / "urls.py"
+    project.snippets[f"{name}/settings.py"] = install
+    urls = root / name / "urls.py"
     urls.write_text(urls.read_text() + PROJECT_URLS)
 
     project.write("items/models.py", ITEM_MODELS)

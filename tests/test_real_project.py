@@ -51,7 +51,7 @@ def server(
         kind,
         tmp_path_factory.mktemp(f"{kind}-log"),
         env=project.env(),
-        app="mysite.asgi:application",
+        app=f"{project.name}.asgi:application",
         ready_path="/admin/login/",
         args=args,
         cwd=project.base,
