@@ -57,6 +57,10 @@ def marked_blocks(text: str) -> dict[str, Block]:
     return blocks
 
 
+def optional_block(name: str) -> Block | None:
+    return marked_blocks(README.read_text(encoding="utf-8")).get(name)
+
+
 def readme_block(name: str) -> Block:
     blocks = marked_blocks(README.read_text(encoding="utf-8"))
     if name not in blocks:

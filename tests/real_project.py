@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.readme_blocks import Block, readme_block
+from tests.readme_blocks import Block, optional_block, readme_block
 from tests.servers import ROOT
 
 DEFAULT_PROJECT = "mysite"  # the name Django's tutorial uses
@@ -162,6 +162,20 @@ from .views import order_status
 urlpatterns += [path("orders/<int:pk>/status", order_status), path("", home, name="home")]
 """
 
+SYNC_CHECK_URLS_GLUE = """
+# Glue: the sync check of the Access-control section, in the view of its async one.
+from . import sync_check
+
+urlpatterns += [
+    path(
+        "orders/<int:pk>/live-sync",
+        SubscriptionView.as_view(
+            group="orders.order.{pk}", login_required=True, check=sync_check.owns_order
+        ),
+    )
+]
+"""
+
 SETUP_DATA = """
 import json
 from django.contrib.auth.models import Permission, User
@@ -226,7 +240,7 @@ class Project:
             output = result.stdout + result.stderr
             last = (output.strip().splitlines() or [""])[-1]
             raise ProjectError(
-                f"{step}: manage.py {args[0]} failed: {last}{self.blame(output)}\n\n{output}"
+                f"{step}: manage.py {args[0]} failed: {last}.{self.blame(output)}\n\n{output}"
             )
         return result.stdout
 
@@ -314,6 +328,14 @@ def build_project(root: Path) -> Project:
     )
     with (root / "orders/urls.py").open("a") as file:
         file.write(ORDER_URLS_GLUE)
+    if optional_block("access-sync") is not None:
+        project.write_snippet(
+            "orders/sync_check.py",
+            "access-sync",
+            "from .models import Order\n",
+        )
+        with (root / "orders/urls.py").open("a") as file:
+            file.write(SYNC_CHECK_URLS_GLUE)
 
     project.manage("makemigrations", "items", "orders", step="makemigrations")
     project.manage("migrate", "--noinput", step="migrate")

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.browser.chromium import Console, launch_chromium
-from tests.readme_blocks import readme_block
+from tests.readme_blocks import optional_block, readme_block
 from tests.real_project import USERS, Project, build_project
 from tests.servers import ServerProcess, start_server
 from tests.sse_parser import Event, parse
@@ -299,6 +299,25 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
                     alice_order,
                     status,
                 ), snippet.failure(f"alice on {path} got {event}")
+
+
+def test_access_control_sync_check(server: ServerProcess, project: Project) -> None:
+    """The sync ``check`` of the Access-control section refuses bob and lets alice stream."""
+    if optional_block("access-sync") is None:
+        pytest.skip("README.md has no block marked <!-- real-project: access-sync -->")
+    snippet = Snippet("access-sync", server, project)
+    path = f"/orders/{project.orders['alice']}/live-sync"
+    with client(server) as alice, client(server) as bob:
+        log_in(alice, "alice")
+        log_in(bob, "bob")
+        with bob.stream("GET", path, headers=STREAM_HEADERS) as response:
+            assert response.status_code == 403, snippet.failure(
+                f"bob on {path}: expected 403, got {stream_head(response)}: "
+                f"{response.read()[:300]!r}"
+            )
+        with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
+            problem = expect_stream(response) or EventReader(response).opened()
+            assert problem is None, snippet.failure(f"alice on {path}: {problem}")
 
 
 @pytest.fixture(scope="module")
