@@ -15,7 +15,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +62,25 @@ def server(
 
 
 class Snippet:
-    """A README block checked on one server: a failure names it and shows what the server logged."""
+    """A README block checked in a running project: a failure names it and shows the log."""
 
-    def __init__(self, name: str, server: ServerProcess, project: Project) -> None:
+    def __init__(self, name: str, project: Project, where: str, log: Callable[[], str]) -> None:
         self.block = readme_block(name)
-        self.server = server
         self.project = project
-        self._log_start = len(server.log())  # the server runs for the whole module
+        self.where = where
+        self._log = log
+        self._log_start = len(log())  # a server runs for the whole module: skip what came before
+
+    @classmethod
+    def on(cls, name: str, server: ServerProcess, project: Project) -> Snippet:
+        return cls(name, project, f"under {server.kind}", server.log)
 
     def failure(self, what: str) -> str:
-        log = self.server.log()[self._log_start :]
+        log = self._log()[self._log_start :]
         tail = "\n".join(log.splitlines()[-60:])
         return (
-            f"README snippet {self.block.origin()} under {self.server.kind}: {what}"
-            f"{self.project.blame(log)}\n--- {self.server.kind} log meanwhile ---\n{tail}"
+            f"README snippet {self.block.origin()} {self.where}: {what}"
+            f"{self.project.blame(log)}\n--- its log meanwhile ---\n{tail}"
         )
 
 
@@ -128,6 +134,18 @@ def expect_stream(response: httpx.Response) -> str | None:
     if response.status_code == 200 and content_type.startswith("text/event-stream"):
         return None
     return f"expected a 200 event stream, got {stream_head(response)}: {response.read()[:500]!r}"
+
+
+@contextmanager
+def open_stream(http: httpx.Client, path: str, snippet: Snippet) -> Iterator[httpx.Response]:
+    """GET ``path`` as ``EventSource`` does; a response that never comes fails the snippet."""
+    try:
+        with http.stream("GET", path, headers=STREAM_HEADERS) as response:
+            yield response
+    except httpx.TimeoutException as error:
+        raise AssertionError(
+            snippet.failure(f"GET {path}: no response within {READ_TIMEOUT} s ({error!r})")
+        ) from None
 
 
 def client(server: ServerProcess) -> httpx.Client:
@@ -195,12 +213,12 @@ def test_minimal_view_streams_each_event_as_it_happens(
     server: ServerProcess, project: Project
 ) -> None:
     """A browser-like client (gzip accepted) gets each status before the next one exists."""
-    snippet = Snippet("view", server, project)
+    snippet = Snippet.on("view", server, project)
     pk = project.orders["alice"]
     set_order_status(project, pk, "placed", version=1)  # as it was before the other tests
     with (
         client(server) as http,
-        http.stream("GET", f"/orders/{pk}/status", headers=STREAM_HEADERS) as response,
+        open_stream(http, f"/orders/{pk}/status", snippet) as response,
     ):
         problem = expect_stream(response)
         assert problem is None, snippet.failure(problem or "")
@@ -221,12 +239,12 @@ def test_minimal_view_streams_each_event_as_it_happens(
 
 def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Project) -> None:
     """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
-    snippet = Snippet("models", server, project)
+    snippet = Snippet.on("models", server, project)
     name = f"Plumbus {server.kind}"
     with (
         client(server) as admin,
         client(server) as http,
-        http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
+        open_stream(http, "/items/live", snippet) as response,
     ):
         problem = expect_stream(response)
         assert problem is None, snippet.failure(problem or "")
@@ -250,7 +268,7 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
 def test_access_control_refuses_anonymous_and_other_users(
     server: ServerProcess, project: Project
 ) -> None:
-    snippet = Snippet("access", server, project)
+    snippet = Snippet.on("access", server, project)
     alice_order = project.orders["alice"]
     with client(server) as anonymous, client(server) as bob:
         log_in(bob, "bob")
@@ -260,7 +278,7 @@ def test_access_control_refuses_anonymous_and_other_users(
             ("bob", bob, f"/orders/{alice_order}/live", 403),  # check=owns_order: not his
             ("bob", bob, "/orders/live", 403),  # permission_required: he lacks it
         ]:
-            with http.stream("GET", path, headers=STREAM_HEADERS) as response:
+            with open_stream(http, path, snippet) as response:
                 assert response.status_code == expected, snippet.failure(
                     f"{who} on {path}: expected {expected}, got {stream_head(response)}: "
                     f"{response.read()[:300]!r}"
@@ -269,14 +287,14 @@ def test_access_control_refuses_anonymous_and_other_users(
 
 def test_access_control_streams_for_the_owner(server: ServerProcess, project: Project) -> None:
     """Alice, logged in, streams her order and sees its change; ``orders/live`` filters."""
-    snippet = Snippet("access", server, project)
+    snippet = Snippet.on("access", server, project)
     alice_order, bob_order = project.orders["alice"], project.orders["bob"]
     with client(server) as alice, client(server) as admin:
         log_in(alice, "alice")
         log_in(admin, "admin")
         for step, path in enumerate([f"/orders/{alice_order}/live", "/orders/live"]):
             status = f"step-{step}"
-            with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
+            with open_stream(alice, path, snippet) as response:
                 problem = expect_stream(response)
                 assert problem is None, snippet.failure(f"alice on {path}: {problem}")
                 reader = EventReader(response)
@@ -305,17 +323,17 @@ def test_access_control_sync_check(server: ServerProcess, project: Project) -> N
     """The sync ``check`` of the Access-control section refuses bob and lets alice stream."""
     if optional_block("access-sync") is None:
         pytest.skip("README.md has no block marked <!-- real-project: access-sync -->")
-    snippet = Snippet("access-sync", server, project)
+    snippet = Snippet.on("access-sync", server, project)
     path = f"/orders/{project.orders['alice']}/live-sync"
     with client(server) as alice, client(server) as bob:
         log_in(alice, "alice")
         log_in(bob, "bob")
-        with bob.stream("GET", path, headers=STREAM_HEADERS) as response:
+        with open_stream(bob, path, snippet) as response:
             assert response.status_code == 403, snippet.failure(
                 f"bob on {path}: expected 403, got {stream_head(response)}: "
                 f"{response.read()[:300]!r}"
             )
-        with alice.stream("GET", path, headers=STREAM_HEADERS) as response:
+        with open_stream(alice, path, snippet) as response:
             problem = expect_stream(response) or EventReader(response).opened()
             assert problem is None, snippet.failure(f"alice on {path}: {problem}")
 
@@ -329,7 +347,7 @@ def browser() -> Iterator[Any]:
 def test_template_tag_page_shows_a_change_live(
     server: ServerProcess, project: Project, browser: Any
 ) -> None:
-    snippet = Snippet("template", server, project)
+    snippet = Snippet.on("template", server, project)
     console = Console()
     context = browser.new_context()
     context.set_default_timeout(20_000)
@@ -398,9 +416,15 @@ def free_port() -> int:
 
 def test_runserver_is_daphne_and_streams(project: Project, tmp_path: Path) -> None:
     """The Install section's ``"daphne"`` entry: "makes `runserver` an ASGI server"."""
-    block = readme_block("settings")
     port = free_port()
     log_path = tmp_path / "runserver.log"
+    log_path.touch()
+    snippet = Snippet(
+        "settings",
+        project,
+        "with manage.py runserver",
+        lambda: log_path.read_text(errors="replace"),
+    )
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -410,29 +434,26 @@ def test_runserver_is_daphne_and_streams(project: Project, tmp_path: Path) -> No
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
-
-    def failure(what: str) -> str:
-        output = log_path.read_text(errors="replace")
-        return f"README snippet {block.origin()}, manage.py runserver: {what}\n{output[-4000:]}"
-
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, failure(f"it exited with {process.returncode}")
+            assert process.poll() is None, snippet.failure(f"it exited with {process.returncode}")
             try:
                 if httpx.get(url + "/admin/login/", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, failure("it did not answer within 60 s")
+            assert time.monotonic() < deadline, snippet.failure("it did not answer within 60 s")
             time.sleep(0.1)
         with (
             httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=READ_TIMEOUT)) as http,
-            http.stream("GET", "/items/live", headers=STREAM_HEADERS) as response,
+            open_stream(http, "/items/live", snippet) as response,
         ):
             problem = expect_stream(response) or EventReader(response).opened()
-            assert problem is None, failure(problem or "")
-        assert "ASGI" in log_path.read_text(errors="replace"), failure("not served by Daphne")
+            assert problem is None, snippet.failure(problem or "")
+        assert "ASGI" in log_path.read_text(errors="replace"), snippet.failure(
+            "not served by Daphne"
+        )
     finally:
         process.terminate()
         process.wait(15)
