@@ -33,7 +33,7 @@ pytestmark = pytest.mark.server
 
 # What a browser's EventSource sends (and every browser accepts gzip).
 STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate"}
-READ_TIMEOUT = 20.0
+READ_TIMEOUT = 15.0  # generous for a loaded machine; every wait is for a condition
 
 
 @pytest.fixture(scope="module")
