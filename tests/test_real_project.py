@@ -33,6 +33,7 @@ pytestmark = pytest.mark.server
 
 # What a browser's EventSource sends (and every browser accepts gzip).
 STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate"}
+Logins = dict[str, dict[str, str]]  # user name -> cookies of a logged-in session
 READ_TIMEOUT = 15.0  # generous for a loaded machine; every wait is for a condition
 
 
@@ -148,8 +149,10 @@ def open_stream(http: httpx.Client, path: str, snippet: Snippet) -> Iterator[htt
         ) from None
 
 
-def client(server: ServerProcess) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=httpx.Timeout(30, read=READ_TIMEOUT))
+def client(server: ServerProcess, cookies: dict[str, str] | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, timeout=httpx.Timeout(30, read=READ_TIMEOUT), cookies=cookies
+    )
 
 
 def log_in(session: httpx.Client, name: str) -> None:
@@ -165,6 +168,17 @@ def log_in(session: httpx.Client, name: str) -> None:
         },
     )
     assert response.status_code == 302, f"logging in {name} failed: {response.text[:2000]}"
+
+
+@pytest.fixture(scope="module")
+def logins(server: ServerProcess) -> Logins:
+    """The session and CSRF cookies of every user, logged in once per server (hashing is slow)."""
+    cookies = {}
+    for name in USERS:
+        with client(server) as session:
+            log_in(session, name)
+            cookies[name] = dict(session.cookies)
+    return cookies
 
 
 def admin_save(admin: httpx.Client, path: str, fields: dict[str, str]) -> None:
@@ -237,12 +251,14 @@ def test_minimal_view_streams_each_event_as_it_happens(
             ), snippet.failure(f"unexpected event {event}")
 
 
-def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Project) -> None:
+def test_model_save_reaches_a_live_stream(
+    server: ServerProcess, project: Project, logins: Logins
+) -> None:
     """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
     snippet = Snippet.on("models", server, project)
     name = f"Plumbus {server.kind}"
     with (
-        client(server) as admin,
+        client(server, logins["admin"]) as admin,
         client(server) as http,
         open_stream(http, "/items/live", snippet) as response,
     ):
@@ -251,7 +267,6 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
         reader = EventReader(response)
         problem = reader.opened()
         assert problem is None, snippet.failure(f"no `: open` comment: {problem}")
-        log_in(admin, "admin")
         admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "5"})
         event = reader.next_event()
         assert isinstance(event, Event), snippet.failure(f"the saved item did not arrive: {event}")
@@ -266,12 +281,11 @@ def test_model_save_reaches_a_live_stream(server: ServerProcess, project: Projec
 
 
 def test_access_control_refuses_anonymous_and_other_users(
-    server: ServerProcess, project: Project
+    server: ServerProcess, project: Project, logins: Logins
 ) -> None:
     snippet = Snippet.on("access", server, project)
     alice_order = project.orders["alice"]
-    with client(server) as anonymous, client(server) as bob:
-        log_in(bob, "bob")
+    with client(server) as anonymous, client(server, logins["bob"]) as bob:
         for who, http, path, expected in [
             ("anonymous", anonymous, f"/orders/{alice_order}/live", 401),  # login_required
             ("anonymous", anonymous, "/orders/live", 401),
@@ -285,13 +299,13 @@ def test_access_control_refuses_anonymous_and_other_users(
                 )
 
 
-def test_access_control_streams_for_the_owner(server: ServerProcess, project: Project) -> None:
+def test_access_control_streams_for_the_owner(
+    server: ServerProcess, project: Project, logins: Logins
+) -> None:
     """Alice, logged in, streams her order and sees its change; ``orders/live`` filters."""
     snippet = Snippet.on("access", server, project)
     alice_order, bob_order = project.orders["alice"], project.orders["bob"]
-    with client(server) as alice, client(server) as admin:
-        log_in(alice, "alice")
-        log_in(admin, "admin")
+    with client(server, logins["alice"]) as alice, client(server, logins["admin"]) as admin:
         for step, path in enumerate([f"/orders/{alice_order}/live", "/orders/live"]):
             status = f"step-{step}"
             with open_stream(alice, path, snippet) as response:
@@ -319,15 +333,13 @@ def test_access_control_streams_for_the_owner(server: ServerProcess, project: Pr
                 ), snippet.failure(f"alice on {path} got {event}")
 
 
-def test_access_control_sync_check(server: ServerProcess, project: Project) -> None:
+def test_access_control_sync_check(server: ServerProcess, project: Project, logins: Logins) -> None:
     """The sync ``check`` of the Access-control section refuses bob and lets alice stream."""
     if optional_block("access-sync") is None:
         pytest.skip("README.md has no block marked <!-- real-project: access-sync -->")
     snippet = Snippet.on("access-sync", server, project)
     path = f"/orders/{project.orders['alice']}/live-sync"
-    with client(server) as alice, client(server) as bob:
-        log_in(alice, "alice")
-        log_in(bob, "bob")
+    with client(server, logins["alice"]) as alice, client(server, logins["bob"]) as bob:
         with open_stream(bob, path, snippet) as response:
             assert response.status_code == 403, snippet.failure(
                 f"bob on {path}: expected 403, got {stream_head(response)}: "
@@ -345,7 +357,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.mark.browser
 def test_template_tag_page_shows_a_change_live(
-    server: ServerProcess, project: Project, browser: Any
+    server: ServerProcess, project: Project, logins: Logins, browser: Any
 ) -> None:
     snippet = Snippet.on("template", server, project)
     console = Console()
@@ -375,8 +387,7 @@ def test_template_tag_page_shows_a_change_live(
         )
         name = f"Portal Gun {server.kind}"
         rows = "[...document.querySelectorAll('#live [data-sse-list] > li')]"
-        with client(server) as admin:
-            log_in(admin, "admin")
+        with client(server, logins["admin"]) as admin:
             admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "999.99"})
             wait(
                 "the saved item never appeared",
