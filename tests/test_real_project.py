@@ -33,7 +33,7 @@ pytestmark = pytest.mark.server
 
 # What a browser's EventSource sends (and every browser accepts gzip).
 STREAM_HEADERS = {"Accept": "text/event-stream", "Accept-Encoding": "gzip, deflate"}
-Logins = dict[str, dict[str, str]]  # user name -> cookies of a logged-in session
+Logins = dict[str, httpx.Cookies]  # user name -> the cookies of a logged-in session
 READ_TIMEOUT = 15.0  # generous for a loaded machine; every wait is for a condition
 
 
@@ -149,7 +149,7 @@ def open_stream(http: httpx.Client, path: str, snippet: Snippet) -> Iterator[htt
         ) from None
 
 
-def client(server: ServerProcess, cookies: dict[str, str] | None = None) -> httpx.Client:
+def client(server: ServerProcess, cookies: httpx.Cookies | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=server.url, timeout=httpx.Timeout(30, read=READ_TIMEOUT), cookies=cookies
     )
@@ -177,7 +177,8 @@ def logins(server: ServerProcess) -> Logins:
     for name in USERS:
         with client(server) as session:
             log_in(session, name)
-            cookies[name] = dict(session.cookies)
+            # With their domain, so that a cookie the server sets later replaces its copy.
+            cookies[name] = session.cookies
     return cookies
 
 
