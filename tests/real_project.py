@@ -178,6 +178,7 @@ urlpatterns += [
 
 SETUP_DATA = """
 import json
+from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from items.models import Item
 from orders.models import Order
@@ -192,7 +193,8 @@ for name, (password, staff, superuser, permissions) in json.loads(USERS).items()
         )
     users[name] = user.pk
 orders = {name: Order.objects.create(customer_id=users[name]).pk for name in ("alice", "bob")}
-print(json.dumps({"users": users, "orders": orders}))
+settings = {"INSTALLED_APPS": settings.INSTALLED_APPS, "MIDDLEWARE": settings.MIDDLEWARE}
+print(json.dumps({"users": users, "orders": orders, "settings": settings}))
 """
 
 
@@ -208,6 +210,7 @@ class Project:
     snippets: dict[str, Block] = field(default_factory=dict)
     users: dict[str, int] = field(default_factory=dict)
     orders: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, list[str]] = field(default_factory=dict)  # as the project sees them
 
     @property
     def database(self) -> Path:
@@ -343,5 +346,9 @@ def build_project(root: Path) -> Project:
         "shell", "-c", f"USERS = {json.dumps(json.dumps(USERS))}\n{SETUP_DATA}", step="users"
     )
     data = json.loads(output.strip().splitlines()[-1])
-    project.users, project.orders = data["users"], data["orders"]
+    project.users, project.orders, project.settings = (
+        data["users"],
+        data["orders"],
+        data["settings"],
+    )
     return project
