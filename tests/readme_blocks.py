@@ -3,7 +3,7 @@
 A block is marked by an HTML comment on the line before its opening fence, which renders as
 nothing on GitHub or PyPI::
 
-    <!-- real-project: views -->
+    <!-- real-project: view -->
     ```python
     ...
     ```

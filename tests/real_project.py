@@ -1,11 +1,22 @@
 """A new Django project built the way the README tells a new user to, from the README's own code.
 
-``django-admin startproject mysite``, two ``startapp``s, the Install section pasted into
-``settings.py``, and the README's marked blocks (see ``tests/readme_blocks.py``) written into
-the files a developer would put them in. What the README leaves to the reader (its ``Item`` and
-``Order`` models, the imports of names it takes for granted, the URLs that wire the apps in) is
-written here as glue, kept apart from the README's code and labelled in every file, so that a
-failure can name the README block it comes from.
+``django-admin startproject mysite`` (or the name ``ASGI_APPLICATION`` gives), two
+``startapp``s, the Install section pasted into ``settings.py``, and the README's marked blocks
+(see ``tests/readme_blocks.py``) written into the files a developer would put them in. What the
+README leaves to the reader (its ``Item`` and ``Order`` models, the imports of names it takes
+for granted, the URLs that wire the apps in) is written here as glue, kept apart from the
+README's code and labelled in every file, so that a failure can name the README block it
+comes from.
+
+The README's blocks, by marker, and where they go:
+
+    settings     Install: pasted into <project>/settings.py ("..." = what startproject wrote)
+    models       Models (an AppConfig): items/apps.py, literally, with no glue at all
+    page         "Pages that render state": items/views.py (the page at /)
+    template     The template tag: items/templates/items/home.html, inside a minimal page
+    view         A minimal view: orders/views.py, at orders/<pk>/status
+    access       Access control (a urls.py): orders/urls.py
+    access-sync  Access control's sync check, if marked: orders/sync_check.py
 """
 
 from __future__ import annotations
