@@ -17,6 +17,8 @@ The README's blocks, by marker, and where they go:
     view         A minimal view: orders/views.py, at orders/<pk>/status
     access       Access control (a urls.py): orders/urls.py
     access-sync  Access control's sync check, if marked: orders/sync_check.py
+    urls         Static files (a project urls.py), if marked: <project>/urls.py
+    item-model   Models' Item model, if marked: items/models.py
 """
 
 from __future__ import annotations
@@ -155,12 +157,17 @@ _insert_after(CONDITIONAL_GET, "django.middleware.locale.LocaleMiddleware")
 """
 
 PROJECT_URLS = """
-# Added for the test project: the apps' URLs, the toolbar's, and the static files (sse.js) that
-# Daphne and uvicorn do not serve, served by Django while DEBUG is on, as the README says.
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
-from django.urls import include
+# Glue: the apps' URLs and the toolbar's.
+from django.urls import include, path
 
 urlpatterns += [path("", include("orders.urls")), path("__debug__/", include("debug_toolbar.urls"))]
+"""
+
+# Without a README block for urls.py: what the README's prose says about static files (sse.js),
+# which Daphne and uvicorn do not serve: Django serves them while DEBUG is on.
+STATIC_URLS = """
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+
 urlpatterns += staticfiles_urlpatterns()
 """
 
@@ -271,6 +278,10 @@ class Project:
         (self.base / path).parent.mkdir(parents=True, exist_ok=True)
         (self.base / path).write_text(text, encoding="utf-8")
 
+    def append(self, path: str, text: str) -> None:
+        with (self.base / path).open("a", encoding="utf-8") as file:
+            file.write(text)
+
     def write_snippet(self, path: str, name: str, glue: str = "") -> None:
         """Write README block ``name`` to ``path``, after ``glue``: imports it takes as given."""
         block = readme_block(name)
@@ -318,10 +329,17 @@ def build_project(root: Path) -> Project:
         + REAL_PROJECT_SETTINGS
     )
     project.snippets[f"{name}/settings.py"] = install
-    urls = root / name / "urls.py"
-    urls.write_text(urls.read_text() + PROJECT_URLS)
+    urls = f"{name}/urls.py"
+    if optional_block("urls") is not None:
+        project.write_snippet(urls, "urls")
+    else:
+        project.write(urls, (root / urls).read_text() + STATIC_URLS)
+    project.append(urls, PROJECT_URLS)
 
-    project.write("items/models.py", ITEM_MODELS)
+    if optional_block("item-model") is not None:
+        project.write_snippet("items/models.py", "item-model")
+    else:
+        project.write("items/models.py", ITEM_MODELS)
     project.write("items/admin.py", ADMIN.format(model="Item"))
     project.write_snippet("items/apps.py", "models")  # literally: issue 10 asks for that
     project.write_snippet(
@@ -340,16 +358,14 @@ def build_project(root: Path) -> Project:
     project.write_snippet(
         "orders/urls.py", "access", "from django.urls import path\n\nfrom .models import Order\n"
     )
-    with (root / "orders/urls.py").open("a") as file:
-        file.write(ORDER_URLS_GLUE)
+    project.append("orders/urls.py", ORDER_URLS_GLUE)
     if optional_block("access-sync") is not None:
         project.write_snippet(
             "orders/sync_check.py",
             "access-sync",
             "from .models import Order\n",
         )
-        with (root / "orders/urls.py").open("a") as file:
-            file.write(SYNC_CHECK_URLS_GLUE)
+        project.append("orders/urls.py", SYNC_CHECK_URLS_GLUE)
 
     project.manage("makemigrations", "items", "orders", step="makemigrations")
     project.manage("migrate", "--noinput", step="migrate")
