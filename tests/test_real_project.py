@@ -246,12 +246,10 @@ def test_minimal_view_streams_each_event_as_it_happens(
             ), snippet.failure(f"unexpected event {event}")
 
 
-def test_model_save_reaches_a_live_stream(
-    server: ServerProcess, project: Project, logins: Logins
-) -> None:
-    """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
-    snippet = Snippet.on("models", server, project)
-    name = f"Plumbus {server.kind}"
+def saved_item_event(
+    server: ServerProcess, snippet: Snippet, logins: Logins, fields: dict[str, str]
+) -> Event:
+    """Open ``items/live``, add an item in the admin, and return the event that arrives."""
     with (
         client(server, logins["admin"]) as admin,
         client(server) as http,
@@ -262,17 +260,37 @@ def test_model_save_reaches_a_live_stream(
         reader = EventReader(response)
         problem = reader.opened()
         assert problem is None, snippet.failure(f"no `: open` comment: {problem}")
-        admin_save(admin, "/admin/items/item/add/", {"name": name, "price": "5"})
+        admin_save(admin, "/admin/items/item/add/", fields)
         event = reader.next_event()
         assert isinstance(event, Event), snippet.failure(f"the saved item did not arrive: {event}")
-        data = json.loads(event.data)
-        assert (event.type, data["name"]) == ("created", name), snippet.failure(
-            f"unexpected event {event}"
-        )
-        # Issue 10, item 5: what arrives live is what a reload shows (the database's value).
-        assert data["price"] == "5.00", snippet.failure(
-            f"live price {data['price']!r}, the database holds '5.00'"
-        )
+        return event
+
+
+def test_model_save_reaches_a_live_stream(
+    server: ServerProcess, project: Project, logins: Logins
+) -> None:
+    """The Models snippet registers Item: a save in the admin reaches ``items/live``."""
+    snippet = Snippet.on("models", server, project)
+    name = f"Plumbus {server.kind}"
+    event = saved_item_event(server, snippet, logins, {"name": name, "price": "32.99"})
+    assert (event.type, json.loads(event.data)["name"]) == ("created", name), snippet.failure(
+        f"unexpected event {event}"
+    )
+
+
+def test_live_payload_is_what_a_reload_shows(
+    server: ServerProcess, project: Project, logins: Logins
+) -> None:
+    """Issue 10, item 5: a price typed as "5" is "5.00" in the database, so on a reload."""
+    snippet = Snippet.on("models", server, project)
+    name = f"Five {server.kind}"
+    event = saved_item_event(server, snippet, logins, {"name": name, "price": "5"})
+    with client(server) as http:
+        page = http.get("/").text
+    after_name = page.partition(name)[2][:100]  # the item's row, in the README's template
+    assert "5.00" in after_name, snippet.failure(f"the page shows {name!r}, then {after_name!r}")
+    price = json.loads(event.data)["price"]
+    assert price == "5.00", snippet.failure(f"live price {price!r}; a reload shows '5.00'")
 
 
 def test_access_control_refuses_anonymous_and_other_users(
