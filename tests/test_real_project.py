@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +193,7 @@ def admin_save(admin: httpx.Client, path: str, fields: dict[str, str]) -> None:
 
 def set_order_status(project: Project, pk: int, status: str, version: int | None = None) -> None:
     """Change an order's row behind the server's back: the view's async source polls it."""
-    with sqlite3.connect(project.database, timeout=20) as database:
+    with closing(sqlite3.connect(project.database, timeout=20)) as database, database:
         database.execute(
             "UPDATE orders_order SET status = ?, version = coalesce(?, version + 1) WHERE id = ?",
             (status, version, pk),
