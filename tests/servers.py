@@ -61,6 +61,7 @@ def start_server(
     port: int = 0,
     ready_path: str = "/test/health",
     args: Sequence[str] = (),
+    cwd: Path = ROOT,
 ) -> ServerProcess:
     """Start ``kind`` on a loopback socket (``port`` 0: any free one); ``args`` go to the server."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -84,7 +85,7 @@ def start_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=server_env(env),
             pass_fds=[fd],
             stdout=log,
