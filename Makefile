@@ -9,15 +9,23 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test lint typecheck pytest bench soak clean
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+# The test toolchain (`make install`, used by lint, typecheck, pytest and test).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]' $(if $(DJANGO),"$(DJANGO)")
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+# Only what the demo runs on: Daphne, channels_redis and psycopg (for REDIS_URL, DATABASE_URL).
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[demo]' $(if $(DJANGO),"$(DJANGO)")
+	touch $@
+
+demo: $(VENV)/.installed-demo
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python -m daphne -b $(HOST) -p $(PORT) demo_project.asgi:application
 

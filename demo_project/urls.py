@@ -11,11 +11,7 @@ urlpatterns = [
     path("logs/stream", views.logs_stream, name="logs-stream"),
     # Live Item changes (created/updated/deleted), published by django_sse.signals.register.
     path("items/live", SubscriptionView.as_view(group="items.item"), name="items-live"),
-    path(
-        "items/<int:pk>/live",
-        SubscriptionView.as_view(group="items.item.{pk}"),
-        name="item-live",
-    ),
+    path("items/<int:pk>/live", views.item_live, name="item-live"),
     path("", pages.home, name="home"),
     path("logs/", pages.logs, name="logs"),
 ]

@@ -6,6 +6,9 @@ from .publish import publish, publish_sync
 from .response import EventSourceResponse
 from .subscribe import latest_event_id, latest_event_id_sync, subscribe
 
+# The one place the version is written: pyproject.toml reads it from here when building.
+__version__ = "0.1.0"
+
 __all__ = [
     "EventSourceResponse",
     "ServerSentEvent",

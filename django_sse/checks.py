@@ -114,3 +114,52 @@ def check_replay_log(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             id="django_sse.W005",
         )
     ]
+
+
+STATICFILES_APP = "django.contrib.staticfiles"
+WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
+
+
+@register(Tags.staticfiles)
+def check_static_files(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The template tag's client is a static file: warn where it is known to stay unserved.
+
+    Only what settings prove: under ``DEBUG`` only the server knows (``runserver`` serves static
+    files, Daphne and uvicorn do not), and there the page's console says so when ``sse.js``
+    fails to load.
+    """
+    if STATICFILES_APP not in settings.INSTALLED_APPS:
+        return [
+            Warning(
+                f"'{STATICFILES_APP}' is not in INSTALLED_APPS: nothing finds, collects or "
+                "serves django_sse/sse.js, so pages with {% sse_stream %} stay static.",
+                hint=f"Add '{STATICFILES_APP}' to INSTALLED_APPS (README: Install).",
+                id="django_sse.W006",
+            )
+        ]
+    if settings.DEBUG or settings.STATIC_ROOT or not _collects_into_static_root():
+        return []
+    if WHITENOISE in settings.MIDDLEWARE and getattr(settings, "WHITENOISE_USE_FINDERS", False):
+        return []  # WhiteNoise serves the apps' static folders themselves
+    return [
+        Warning(
+            "DEBUG is off and STATIC_ROOT is not set: collectstatic has nowhere to put "
+            "django_sse/sse.js, so no web server or WhiteNoise can serve it and pages with "
+            "{% sse_stream %} stay static (the browser gets a 404 for the script).",
+            hint="Set STATIC_ROOT, run collectstatic and serve it (WhiteNoise, your web server).",
+            id="django_sse.W006",
+        )
+    ]
+
+
+def _collects_into_static_root() -> bool:
+    """Is the static files storage a local folder (STATIC_ROOT), not e.g. a cloud bucket?"""
+    from django.core.files.storage import FileSystemStorage
+    from django.utils.module_loading import import_string
+
+    backend = settings.STORAGES.get("staticfiles", {}).get("BACKEND", "")
+    try:
+        storage = import_string(backend)
+    except ImportError:
+        return False  # Django's own checks report a storage that does not import
+    return isinstance(storage, type) and issubclass(storage, FileSystemStorage)

@@ -21,6 +21,7 @@ from .events import ServerSentEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops
 from .replay import Record, get_log
+from .serving import process_role
 
 
 def make_record(event: Any) -> Record:
@@ -87,6 +88,7 @@ async def _group_send(layer: InMemoryChannelLayer, name: str, message: Any) -> N
 
 def publish_sync(group: str, event: Any) -> str:
     """``publish`` for sync code: views, signal handlers, management commands, shells, tasks."""
+    process_role.warn_if_unheard()  # a shell on the in-memory layer reaches nobody: say so
     return async_to_sync(publish)(group, event)
 
 
@@ -101,4 +103,5 @@ def publish_many_sync(events: Iterable[tuple[str, Any]]) -> list[str]:
     Outside any event loop (a shell, a task worker) each ``async_to_sync`` call runs a new loop
     with its own broker connections, so batching matters for bulk operations.
     """
+    process_role.warn_if_unheard()
     return async_to_sync(publish_many)(list(events))

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from demo_project.items.models import Item
 from django_sse.groups import validate_group
 from django_sse.hub import get_hub
 from tests.asgi import application
@@ -56,6 +57,10 @@ raw_bytes = st.one_of(
     st.binary(max_size=200),
     st.lists(st.sampled_from(NASTY), max_size=4).map(b"".join),
 )
+
+
+# Stands for the pk of an item that exists, in the object-id strategy.
+EXISTING = "<an existing item>"
 
 
 def expected_group(prefix: str, name: str) -> str | None:
@@ -164,12 +169,24 @@ def test_group_names_from_the_url(
 
 @pytest.mark.django_db(transaction=True)
 @fuzz
-@given(pk=st.one_of(st.integers(min_value=0, max_value=10**120).map(str), st.text(max_size=40)))
+@given(
+    pk=st.one_of(
+        st.just(EXISTING),
+        st.integers(min_value=0, max_value=10**120).map(str),
+        st.text(max_size=40),
+    )
+)
 def test_object_ids_from_the_url(loop: asyncio.AbstractEventLoop, pk: str) -> None:
+    item = Item.objects.get_or_create(name="fuzzed", defaults={"price": 1})[0]
+    pk = str(item.pk) if pk == EXISTING else pk
     status, groups = loop.run_until_complete(call(f"/items/{pk}/live"))
-    if pk.isascii() and pk.isdigit():
-        check(status, groups, expected_group("items.item.", str(int(pk))))
+    numeric = pk.isascii() and pk.isdigit()
+    if numeric and int(pk) == item.pk:
+        check(status, groups, expected_group("items.item.", str(item.pk)))
+    elif numeric and expected_group("items.item.", str(int(pk))) is None:
+        check(status, groups, None)  # too long for a group name: refused before any lookup
     else:
+        # A path that is no id, or an id of no item: 404 (the demo checks the item exists).
         assert status == 404 and groups == {}
 
 

@@ -83,3 +83,33 @@ def test_memory_replay_log_with_a_shared_layer_warns() -> None:
         assert checks.check_replay_log() == []
     with override_settings(CHANNEL_LAYERS=memory, DJANGO_SSE={"REPLAY_BACKEND": "memory"}):
         assert checks.check_replay_log() == []
+
+
+def test_static_files_that_nothing_can_serve_warn() -> None:
+    # As if django.contrib.staticfiles were not installed (reloading the apps would register
+    # the demo's model twice).
+    with mock.patch.object(checks, "STATICFILES_APP", "not.installed.staticfiles"):
+        assert ids(checks.check_static_files()) == ["django_sse.W006"]
+    # Production without STATIC_ROOT: collectstatic has nowhere to put sse.js.
+    with override_settings(DEBUG=False, STATIC_ROOT=None):
+        messages = checks.check_static_files()
+        assert ids(messages) == ["django_sse.W006"]
+        assert "STATIC_ROOT" in messages[0].msg
+    assert checks.check_static_files() == []  # the demo: DEBUG on (runserver serves them)
+    with override_settings(DEBUG=False):
+        assert checks.check_static_files() == []  # the demo's STATIC_ROOT
+
+
+def test_static_files_served_otherwise_do_not_warn() -> None:
+    remote = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        # Not a local folder (as a cloud bucket storage): STATIC_ROOT is not needed.
+        "staticfiles": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    with override_settings(DEBUG=False, STATIC_ROOT=None, STORAGES=remote):
+        assert checks.check_static_files() == []
+    whitenoise = [checks.WHITENOISE, *checks.settings.MIDDLEWARE]
+    with override_settings(
+        DEBUG=False, STATIC_ROOT=None, MIDDLEWARE=whitenoise, WHITENOISE_USE_FINDERS=True
+    ):
+        assert checks.check_static_files() == []

@@ -198,3 +198,36 @@ def test_hostile_nonce_is_escaped() -> None:
 def test_without_a_request() -> None:
     html = Template('{% load sse %}{% sse_stream "items-stream" %}').render(Context())
     assert config_of(html)["url"] == "/items/stream"
+
+
+def load_failure_listeners(html: str) -> list[tuple[dict[str, str | None], str]]:
+    return [(attrs, text) for attrs, text in scripts(html) if "did not load" in text]
+
+
+def test_with_debug_a_listener_says_why_when_the_client_does_not_load(settings: Any) -> None:
+    settings.DEBUG = True
+    html = render('{% sse_stream "items-stream" %}')
+    ((attrs, text),) = load_failure_listeners(html)
+    assert attrs == {}
+    assert "static files" in text and "staticfiles_urlpatterns()" in text
+    # It listens on the client's <script>, the element right before it.
+    assert html.index('src="/static/django_sse/sse.js"') < html.index("did not load")
+
+
+def test_the_listener_carries_the_nonce(settings: Any) -> None:
+    settings.DEBUG = True
+    html = render('{% sse_stream "items-stream" %}', csp_nonce="n0nce")
+    ((attrs, _),) = load_failure_listeners(html)
+    assert attrs == {"nonce": "n0nce"}
+
+
+def test_no_listener_where_a_policy_would_refuse_it_or_without_debug(settings: Any) -> None:
+    settings.DEBUG = True
+    settings.SECURE_CSP = {"script-src": ["'self'"]}  # and no nonce for this request
+    assert load_failure_listeners(render('{% sse_stream "items-stream" %}')) == []
+    settings.SECURE_CSP = {}
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "csp.middleware.CSPMiddleware"]
+    assert load_failure_listeners(render('{% sse_stream "items-stream" %}')) == []
+    settings.DEBUG = False
+    settings.MIDDLEWARE = []
+    assert load_failure_listeners(render('{% sse_stream "items-stream" %}')) == []

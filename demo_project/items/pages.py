@@ -15,10 +15,22 @@ class ItemForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = Item
         fields = ["name", "price"]
+        widgets = {
+            "name": forms.TextInput(attrs={"placeholder": "Name", "aria-label": "Name"}),
+            # Text, not type=number: a typo gets the server's message next to the field, and the
+            # value stays as typed (a number input would silently empty it).
+            "price": forms.TextInput(
+                attrs={"placeholder": "Price", "aria-label": "Price", "inputmode": "decimal"}
+            ),
+        }
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """The items, kept live by ``GET /items/live``; the form adds one (its save publishes)."""
+    """The items, kept live by ``GET /items/live``; the form adds one (its save publishes).
+
+    Invalid input renders the page again with the form bound: each field keeps what was typed
+    and shows its own errors.
+    """
     form = ItemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         form.save()

@@ -1,13 +1,17 @@
-"""The two examples of FastAPI's SSE documentation, as Django async views."""
+"""The two examples of FastAPI's SSE documentation as Django async views, and one item's stream."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from django.http import HttpRequest
+from django.shortcuts import aget_object_or_404
 from pydantic import BaseModel
 
 from django_sse import EventSourceResponse, ServerSentEvent, get_last_event_id
+from django_sse.views import SubscriptionView
+
+from .models import Item
 
 
 class ItemSchema(BaseModel):
@@ -47,3 +51,13 @@ async def logs_stream(request: HttpRequest) -> EventSourceResponse:
             yield ServerSentEvent(raw_data=line)
 
     return EventSourceResponse(events())
+
+
+async def item_exists(request: HttpRequest, group: str, pk: int) -> bool:
+    # A URL that names no item is a 404, as for any page of an object, never an empty stream.
+    await aget_object_or_404(Item, pk=pk)
+    return True
+
+
+# Changes of one item ("updated", "deleted"), published by django_sse.signals.register.
+item_live = SubscriptionView.as_view(group="items.item.{pk}", check=item_exists)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest
 from django.templatetags.static import static
@@ -23,6 +24,19 @@ except ImportError:  # pragma: no cover - depends on the Django version
 register = template.Library()
 
 CLIENT = "django_sse/sse.js"
+
+# Development only (DEBUG): says why nothing on the page is live when the client fails to load,
+# e.g. a 404 because Daphne and uvicorn serve no static files, followed by the browser's
+# "Refused to execute script ... MIME type text/html", neither of which names the cause. It
+# follows the client's <script defer>, whose error event fires only after parsing, so the
+# listener is always in place first.
+LOAD_FAILURE_LISTENER = mark_safe(
+    "document.currentScript.previousElementSibling.addEventListener('error', function (e) {"
+    "console.error('django_sse: ' + e.target.src + ' did not load, so the sse_stream tag "
+    "does nothing on this page. Are static files served? runserver serves them while DEBUG "
+    "is on; under daphne or uvicorn add staticfiles_urlpatterns() to the URLconf (DEBUG), "
+    "or use WhiteNoise or your web server after collectstatic (README: Install).');});"
+)
 
 # What json_script escapes, for the same reason: inside <script> the HTML parser looks only
 # for "</script" and "<!--", so no value may produce a "<"; "&" and ">" go too, for symmetry
@@ -112,7 +126,26 @@ def sse_stream(
         else format_html('<script src="{}" defer></script>', static(CLIENT))
     )
     return format_html(
-        '<script type="application/json" data-django-sse-config>{}</script>{}',
+        '<script type="application/json" data-django-sse-config>{}</script>{}{}',
         _json_for_script(config),
         client,
+        _load_failure_listener(nonce),
     )
+
+
+def _load_failure_listener(nonce: str | None) -> SafeString:
+    if not settings.DEBUG:
+        return mark_safe("")
+    if nonce:
+        return format_html('<script nonce="{}">{}</script>', nonce, LOAD_FAILURE_LISTENER)
+    if _csp_configured():
+        # Without the request's nonce the policy would refuse it: one more console error.
+        return mark_safe("")
+    return format_html("<script>{}</script>", LOAD_FAILURE_LISTENER)
+
+
+def _csp_configured() -> bool:
+    """Does Django's own CSP (6.0+) or django-csp send a policy?"""
+    if getattr(settings, "SECURE_CSP", None) or getattr(settings, "SECURE_CSP_REPORT_ONLY", None):
+        return True
+    return "csp.middleware.CSPMiddleware" in settings.MIDDLEWARE
