@@ -44,6 +44,11 @@ EventFilter = Callable[[Delivery], bool]
 
 RESET_EVENT = "reset"
 
+# A replay's first page is small: the size of the group's events is not known yet. Later pages
+# hold about PAGE_BYTES (at most PAGE_SIZE events).
+FIRST_PAGE_SIZE = 16
+PAGE_BYTES = 256 * 1024
+
 # The reconnection delay a failed subscription asks for, in milliseconds: random in this range,
 # so that clients cut off together (a broker outage, a slow log) do not come back together.
 RETRY_AFTER_FAILURE_MS = (1000, 3000)
@@ -107,6 +112,7 @@ class Subscription:
         self._after: EventKey | None = None
         self._fetch: asyncio.Task[None] | None = None
         self._log: ReplayLog | None = None
+        self._page_size = FIRST_PAGE_SIZE
         # Live events up to this one were replayed already.
         self._floor: EventKey | None = None
         self._filter_failed = False
@@ -378,16 +384,22 @@ class Subscription:
 
     async def _next_page(self) -> None:
         assert self._log is not None and self._after is not None and self._hub is not None
-        page = await self._log.read(self.group, self._after, PAGE_SIZE)
+        page = await self._log.read(self.group, self._after, self._page_size)
         if not self._replaying:
             return  # ended meanwhile
         if page.reset is not None:
             self._go_live(page.reset)
             return
+        size = 0
         for delivery in page.deliveries:
             self._after = delivery.key
+            size += len(delivery.wire)
             if self.filter is None or self._accepts(delivery):
                 self._pending.append(delivery.wire)
+        if page.deliveries:
+            # Pages of about PAGE_BYTES: a hundred small events, a few big ones.
+            average = max(1, size // len(page.deliveries))
+            self._page_size = max(1, min(PAGE_SIZE, PAGE_BYTES // average))
         position = self._hub.position(self.group)
         if position is None or self._after >= position:
             self._go_live()

@@ -17,14 +17,17 @@ import signal
 import django
 
 
-async def publish_all(group: str, count: int, coroutines: int, tag: str) -> None:
+async def publish_all(group: str, count: int, coroutines: int, tag: str) -> list[str]:
     from django_sse import publish
+
+    ids: list[str] = []
 
     async def one(start: int) -> None:
         for n in range(start, count, coroutines):
-            await publish(group, {"tag": f"{tag}-{n}"})
+            ids.append(await publish(group, {"tag": f"{tag}-{n}"}))
 
     await asyncio.gather(*(one(start) for start in range(coroutines)))
+    return ids
 
 
 async def log_only(group: str, tag: str) -> str:
@@ -48,7 +51,8 @@ def main() -> None:
     if options.killed_after_log:
         print(asyncio.run(log_only(options.group, options.tag)), flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
-    asyncio.run(publish_all(options.group, options.count, options.coroutines, options.tag))
+    ids = asyncio.run(publish_all(options.group, options.count, options.coroutines, options.tag))
+    print("\n".join(ids), flush=True)  # the ids publish() returned
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from django_sse.delivery import Delivery, EventKey, format_id, parse_id
 from django_sse.hub import Hub, current_layer
 from django_sse.publish import make_record
 from django_sse.replay import PAGE_SIZE, get_log, reset_logs
-from django_sse.subscribe import RETRY_AFTER_FAILURE_MS, retry_after_failure
+from django_sse.subscribe import FIRST_PAGE_SIZE, RETRY_AFTER_FAILURE_MS, retry_after_failure
 from django_sse.tokens import seal, unseal
 from tests.sse_parser import parse
 
@@ -139,7 +139,7 @@ async def test_replay_is_read_in_pages_as_the_response_takes_them(group: str) ->
     epoch = parse_id(ids[0])[0]  # type: ignore[index]
     subscription = subscribe(group, last_event_id=f"{epoch}-0")
     await subscription.setup()
-    assert len(subscription._pending) == PAGE_SIZE  # one page, not the window
+    assert len(subscription._pending) == FIRST_PAGE_SIZE  # one page, not the window
     data, most = await take_all(subscription, ids[-1])
     assert most <= PAGE_SIZE
     assert [int(e.data) for e in parse(data).events] == list(range(1000))
