@@ -271,18 +271,26 @@ def test_resuming_from_the_oldest_id_while_publishers_trim_gets_resets_never_gap
     # The group's order, whatever the ids' form: the log's, by id.
     order = sorted([key(oldest), *map(key, published)])
     assert len(set(order)) == total + 1
-    successor = dict(itertools.pairwise(order))
-    silent = resets = 0
+    index = {each: n for n, each in enumerate(order)}
+    silent = skipped = resets = inversions = 0
     for events in results:
-        keys = [key(i) for kind, i in events if kind != "reset"]
-        if events and events[0][0] == "reset":
-            resets += 1
-        elif keys and keys[0] != successor[key(oldest)]:
-            silent += 1  # events right after the id were skipped without a word
-        silent += sum(successor.get(a) != b for a, b in itertools.pairwise(keys))
-    print(f"\n{len(results)} resumes: {resets} resets, {silent} silent gaps")
+        keys = [index[key(i)] for kind, i in events if kind != "reset"]
+        reset = bool(events) and events[0][0] == "reset"
+        resets += reset
+        if not keys:
+            continue
+        # Without a reset, the events from right after the id on; after one, from the first.
+        expected = set(range(keys[0] if reset else 1, max(keys) + 1))
+        missing = len(expected - set(keys))
+        silent += missing > 0
+        skipped += missing
+        inversions += sum(b < a for a, b in itertools.pairwise(keys))
+    print(
+        f"\n{len(results)} resumes: {resets} resets, {silent} with silent gaps "
+        f"({skipped} events skipped), {inversions} inversions"
+    )
     assert len(results) >= 50
-    assert silent == 0
+    assert (silent, skipped, inversions) == (0, 0, 0)
     assert resets >= len(results) // 2  # the oldest id falls out of the 50-event window
 
 
