@@ -366,8 +366,8 @@ class Subscription:
             return False
 
     def _resume_id(self, position: EventKey | None) -> str | None:
-        if position is None:
-            return None
+        if position is None or position[1] == 0:
+            return None  # no event yet: the browser forgets its stale id
         # A filtered subscriber must not learn how many events it was not shown.
         return format_id(position) if self.filter is None else seal(position)
 
@@ -464,7 +464,8 @@ async def latest_event_id(group: str) -> str | None:
     Read it *before* querying the state a page renders, and pass it to the template tag
     (``{% sse_stream "items-live" last_event_id=latest %}``): every change after the read is
     then replayed when the page connects, so nothing is lost between rendering and connecting.
-    ``None`` when nothing can be resumed from (no event in a Redis log yet, replay turned off).
+    For a group without events yet it is ``"<epoch>-0"`` (the log starts the group's epoch), so
+    that the first event is replayed too. ``None`` when replay is turned off.
     """
     return await get_log().newest(validate_group(group))
 
