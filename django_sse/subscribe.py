@@ -289,7 +289,13 @@ class Subscription:
         if len(self._pending) >= self._capacity:
             return self._overflow()
         self._pending.append(delivery.wire)
-        self._wake()
+        waiter = self._waiter  # _wake(), inlined: this runs per event and subscriber
+        if waiter is not None:
+            self._waiter = None
+            if self._hub is not None:
+                self._hub.waker.wake(waiter)
+            else:
+                _resolve(waiter)
         return True
 
     def reset(self, reason: str, position: EventKey) -> bool:
