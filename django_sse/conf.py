@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,
+    # Seconds a hub waits for an event that is missing from a group's order (usually still in
+    # flight from another publisher) before it reads it from the replay log.
+    "GAP_WAIT": 0.05,
     # "memory" (one process), "redis" (shared), or None to turn replay off.
     "REPLAY_BACKEND": "memory",
     "REDIS_URL": None,

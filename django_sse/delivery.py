@@ -2,6 +2,10 @@
 
 One ``Delivery`` is built per event per process and shared by every local subscriber: the wire
 bytes are encoded once, and the data is decoded from JSON only if a filter asks for it.
+
+The payload a filter reads is, for almost every event, the text of the wire's one ``data:``
+line: it is then cut out of the wire bytes when asked for, not carried (through the broker, in
+the replay log) a second time. Only a ``raw_data`` of several lines carries it separately.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ _UNSET: Any = object()
 class Delivery:
     """One event of a group, with its id assigned and its bytes ready for the wire."""
 
-    __slots__ = ("_data", "event", "group", "id", "is_json", "key", "payload", "wire")
+    __slots__ = ("_data", "_payload", "event", "group", "id", "is_json", "key", "origin", "wire")
 
     def __init__(
         self,
@@ -52,40 +56,68 @@ class Delivery:
         wire: bytes,
         event: str | None = None,
         payload: bytes | None = None,
-        is_json: bool = True,
+        is_json: bool | None = True,
+        origin: str | None = None,
     ) -> None:
         self.group = group
         self.id = id
         self.key: EventKey = parse_id(id) or (0, 0)
         self.wire = wire if isinstance(wire, EncodedEvent) else EncodedEvent(wire)
         self.event = event
-        self.payload = payload
+        # ``None``: the event has data, and it is the wire's single ``data:`` line.
+        self._payload = payload
+        # True: JSON (``data=``); False: text (``raw_data=``); None: the event has no data.
         self.is_json = is_json
+        # The replay log that numbered it, when that log is this process's own (see hub.py).
+        self.origin = origin
         self._data: Any = _UNSET
+
+    @property
+    def payload(self) -> bytes | None:
+        """The event's data as published: JSON bytes, or the ``raw_data`` text encoded."""
+        if self._payload is None and self.is_json is not None:
+            self._payload = data_line(self.wire)
+        return self._payload
 
     @property
     def data(self) -> Any:
         """The event's data: decoded JSON (``data=``), a str (``raw_data=``), or ``None``."""
         if self._data is _UNSET:
-            if self.payload is None:
+            payload = self.payload
+            if payload is None:
                 self._data = None
             elif self.is_json:
-                self._data = from_json(self.payload)
+                self._data = from_json(payload)
             else:
-                self._data = self.payload.decode("utf-8", "replace")
+                self._data = payload.decode("utf-8", "replace")
         return self._data
+
+    def copy(self) -> Delivery:
+        """The same event without what a filter decoded (a log's entries must not keep it)."""
+        return Delivery(
+            group=self.group,
+            id=self.id,
+            wire=self.wire,
+            event=self.event,
+            payload=self._payload,
+            is_json=self.is_json,
+            origin=self.origin,
+        )
 
     def message(self) -> dict[str, Any]:
         """The channel-layer message carrying this event to every process."""
-        return {
+        message = {
             "type": MESSAGE_TYPE,
             "group": self.group,
             "id": self.id,
             "wire": bytes(self.wire),
             "event": self.event,
-            "payload": self.payload,
             "json": self.is_json,
+            "origin": self.origin,
         }
+        if self._payload is not None:  # only when the wire does not hold it as one line
+            message["payload"] = self._payload
+        return message
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Delivery:
@@ -96,10 +128,27 @@ class Delivery:
             event=message.get("event"),
             payload=message.get("payload"),
             is_json=message.get("json", True),
+            origin=message.get("origin"),
         )
 
     def __repr__(self) -> str:
         return f"<Delivery {self.group} id={self.id} event={self.event}>"
+
+
+def data_line(wire: bytes) -> bytes | None:
+    """The value of the last ``data:`` line of an encoded event (before its ``id`` line)."""
+    end = len(wire) - 2 if wire.endswith(b"\n\n") else len(wire)
+    start = wire.rfind(b"\n", 0, end) + 1
+    if wire.startswith(b"id: ", start):
+        end = start - 1
+        start = wire.rfind(b"\n", 0, end) + 1
+    if not wire.startswith(b"data: ", start):
+        return None
+    return wire[start + 6 : end]
+
+
+def format_id(key: EventKey) -> str:
+    return f"{key[0]}-{key[1]}"
 
 
 def with_id(body: bytes, event_id: str) -> bytes:

@@ -18,6 +18,21 @@ numbered heartbeat every ``HEARTBEAT_INTERVAL`` seconds. A heartbeat that cannot
 that is lost (the next one arrives first) or silence for ``HEARTBEAT_MISSES`` intervals means
 live events may have been lost: the hub ends every local subscriber, whose clients reconnect
 with their last id and get what they missed from the replay log, and the next join starts over.
+
+**Order.** The replay log numbers each group's events without gaps (``<epoch>-<sequence>``,
+see replay.py), but publishers in several coroutines or processes send them through the layer
+in any order, and the layer may drop some. So the hub dispatches each group's events in
+sequence order: it knows the next sequence it expects (on the group's first join it reads the
+log's position), holds an event that comes early, and drops one it has dispatched already. A
+missing event is waited for ``GAP_WAIT`` seconds (it is usually in flight), then read from the
+log: the log write of an event happens before its live send, so every event before one that
+arrived is already there. What the log cannot give (replay off, trimmed, Redis down) is told to
+the group's subscribers as a ``reset`` (reason ``gap``), never skipped silently. Every
+``AUDIT_EVERY`` heartbeats the hub also compares its groups' positions with the log's, so that an
+event whose live send never happened (its publisher was killed after the log write) is found
+even when no later event reveals the gap. Gaps are filled per process and group, not per
+subscriber. Events numbered by another process's memory log (a configuration the W005 check
+warns about) cannot be read back: they are dispatched as they come.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ import weakref
 from collections import deque
 from typing import Any, Protocol
 
+from channels.exceptions import ChannelFull  # type: ignore[import-untyped]
 from channels.layers import (  # type: ignore[import-untyped]
     BaseChannelLayer,
     InMemoryChannelLayer,
@@ -36,8 +52,9 @@ from channels.layers import (  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
-from .delivery import MESSAGE_TYPE, Delivery
+from .delivery import MESSAGE_TYPE, Delivery, EventKey
 from .groups import layer_group
+from .replay import PAGE_SIZE, ReplayLog, get_log
 
 logger = logging.getLogger("django_sse")
 
@@ -51,6 +68,8 @@ HEARTBEAT_MISSES = 5
 # A control message: end every local subscriber of its group (access.py: a user's streams on
 # logout). It carries only ``group``; nothing of it is written to any client.
 END_TYPE = "django_sse.end"
+# Every this many heartbeats, groups are checked for events logged but never received.
+AUDIT_EVERY = 5
 
 
 class LayerFailure(ConnectionError):
@@ -63,6 +82,9 @@ class Subscriber(Protocol):
 
     def end(self, error: Exception | None = None) -> None:
         """The hub stopped serving this subscriber (it lagged, or the layer failed)."""
+
+    def reset(self, reason: str, position: EventKey) -> bool:
+        """Events up to ``position`` are lost for good; ``False`` as for ``push``."""
 
 
 _fallback_layer: InMemoryChannelLayer | None = None
@@ -123,12 +145,33 @@ class Waker:
             self._scheduled = False
 
 
+class _Order:
+    """Where a group's live events stand in this process (see "Order" above)."""
+
+    __slots__ = ("epoch", "filler", "held", "log", "next", "origin", "position", "target")
+
+    def __init__(self, log: ReplayLog, position: EventKey | None) -> None:
+        self.log = log
+        self.origin = log.origin
+        # The last event dispatched (or the log's newest when the group was joined).
+        self.position = position
+        self.epoch: int | None = None if position is None else position[0]
+        self.next = 1 if position is None else position[1] + 1
+        self.held: dict[int, Delivery] = {}  # early events by sequence
+        self.target = 0  # a sequence the log is known to hold (found by an audit)
+        self.filler: asyncio.Task[None] | None = None
+
+    def missing(self) -> bool:
+        return bool(self.held) or self.next <= self.target
+
+
 class _Group:
-    __slots__ = ("members", "ready")
+    __slots__ = ("members", "order", "ready")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
         self.members: set[Subscriber] = set()
         self.ready = ready
+        self.order: _Order | None = None  # set once the layer delivers and the log was read
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -159,6 +202,12 @@ class Hub:
     def channels(self) -> int:
         """How many channel-layer channels this hub holds (0 or 1)."""
         return 0 if self.channel is None else 1
+
+    def position(self, group: str) -> EventKey | None:
+        """The last event of ``group`` dispatched here, in order (the log's when joined)."""
+        state = self._groups.get(group)
+        order = state.order if state is not None else None
+        return order.position if order is not None else None
 
     def groups(self) -> dict[str, int]:
         """Local subscribers per group."""
@@ -218,6 +267,13 @@ class Hub:
                         self._watcher = loop.create_task(self._watch(self.channel))
                 await self.layer.group_add(layer_group(group), self.channel)
                 self._start_renewer()
+            # After group_add: every event after this position reaches the channel (or is
+            # found missing and read from the log).
+            log = get_log()
+            order = _Order(log, await log.position(group))
+            state = self._groups.get(group)
+            if state is not None and state.ready is asyncio.current_task():
+                state.order = order
         except BaseException:
             state = self._groups.get(group)
             if state is not None and state.ready is asyncio.current_task():
@@ -315,16 +371,135 @@ class Hub:
                 return
             try:
                 await self.layer.send(channel, {"type": HEARTBEAT_TYPE, "n": sent + 1})
+            except ChannelFull:
+                # A burst filled the channel (RedisChannelLayer drops events past its capacity:
+                # the order check reads them from the log). The layer works: try again later.
+                continue
             except Exception as exc:
                 self._fail(exc)
                 return
             sent += 1
+            if sent % AUDIT_EVERY == 0:
+                self._spawn(self._audit())
 
     def dispatch(self, delivery: Delivery) -> None:
-        """Hand one event to every local subscriber of its group."""
+        """Hand one event to every local subscriber of its group, in the group's order."""
         state = self._groups.get(delivery.group)
         if state is None:
             return
+        order = state.order
+        if order is None:
+            return  # still joining: the event is at or before the position about to be read
+        if delivery.origin != order.origin:
+            self._fan_out(state, delivery)  # another process's memory log: cannot be ordered
+            return
+        self._accept(state, order, delivery)
+
+    def _accept(self, state: _Group, order: _Order, delivery: Delivery) -> None:
+        epoch, sequence = delivery.key
+        if epoch != order.epoch:
+            if order.epoch is not None and epoch < order.epoch:
+                return  # an epoch the log has already forgotten
+            self._new_epoch(delivery.group, state, order, epoch)
+        if sequence != order.next:
+            if sequence > order.next:
+                order.held[sequence] = delivery
+                self._start_filler(delivery.group, state, order)
+            return  # below: dispatched already, live or from the log
+        self._dispatch_in_order(state, order, delivery)
+
+    def _dispatch_in_order(self, state: _Group, order: _Order, delivery: Delivery) -> None:
+        self._fan_out(state, delivery)
+        order.next += 1
+        order.position = delivery.key
+        held = order.held
+        while held:
+            following = held.pop(order.next, None)
+            if following is None:
+                return
+            self._fan_out(state, following)
+            order.next += 1
+            order.position = following.key
+
+    def _new_epoch(self, group: str, state: _Group, order: _Order, epoch: int) -> None:
+        # The log forgot the group (its events expired) and started over. What was still
+        # missing of the old epoch can never be read any more.
+        while order.held:
+            self._skip_gap(group, state, order)
+        order.epoch, order.next, order.target = epoch, 1, 0
+
+    def _skip_gap(self, group: str, state: _Group, order: _Order) -> None:
+        """Tell the subscribers that the events before the first held one are lost."""
+        assert order.epoch is not None
+        first = min(order.held)
+        lost = (order.epoch, first - 1)
+        logger.warning(
+            "Events %s-%d to %s-%d of %s are lost (not in the replay log): resetting %d "
+            "subscribers",
+            *(order.epoch, order.next, order.epoch, first - 1, group, len(state.members)),
+        )
+        dropped = [s for s in state.members if not s.reset("gap", lost)]
+        for subscriber in dropped:
+            self.leave(group, subscriber)
+            subscriber.end()
+        order.next = first
+        order.position = lost
+        self._dispatch_in_order(state, order, order.held.pop(first))
+
+    def _start_filler(self, group: str, state: _Group, order: _Order) -> None:
+        if order.filler is None:
+            order.filler = asyncio.get_running_loop().create_task(self._fill(group, state, order))
+            self._background.add(order.filler)
+            order.filler.add_done_callback(self._background.discard)
+
+    async def _fill(self, group: str, state: _Group, order: _Order) -> None:
+        """Read what is missing from the log, or report it lost (see "Order" above)."""
+        try:
+            await asyncio.sleep(float(conf.get("GAP_WAIT")))
+            while order.missing() and self._groups.get(group) is state:
+                assert order.epoch is not None
+                epoch = order.epoch
+                try:
+                    page = await order.log.read(group, (epoch, order.next - 1), PAGE_SIZE)
+                except Exception:
+                    logger.exception("Could not read the replay log of %s to fill a gap", group)
+                    page = None
+                if self._groups.get(group) is not state or order.epoch != epoch:
+                    return
+                if page is None or page.reset is not None or not page.deliveries:
+                    order.target = 0
+                    if order.held:
+                        self._skip_gap(group, state, order)
+                    continue
+                for delivery in page.deliveries:
+                    if order.epoch == epoch:
+                        self._accept(state, order, delivery)
+        finally:
+            order.filler = None
+
+    async def _audit(self) -> None:
+        """Find events the log holds but this process never received (see "Order" above)."""
+        ordered = [
+            (name, state, state.order)
+            for name, state in list(self._groups.items())
+            if state.order is not None and state.order.origin is None
+        ]
+        if not ordered:
+            return
+        try:
+            positions = await ordered[0][2].log.positions([name for name, _, _ in ordered])
+        except Exception:
+            return  # the heartbeat notices an outage
+        for (name, state, order), position in zip(ordered, positions, strict=True):
+            if position is None or self._groups.get(name) is not state or order.filler:
+                continue
+            if order.epoch is None or position[0] > order.epoch:
+                self._new_epoch(name, state, order, position[0])
+            if position[0] == order.epoch and position[1] >= order.next:
+                order.target = position[1]
+                self._start_filler(name, state, order)
+
+    def _fan_out(self, state: _Group, delivery: Delivery) -> None:
         dropped = [s for s in state.members if not s.push(delivery)]
         for subscriber in dropped:
             self.leave(delivery.group, subscriber)

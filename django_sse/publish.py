@@ -16,7 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 
 from .delivery import Delivery
-from .encoding import encode_event, json_bytes
+from .encoding import encode_event, json_bytes, split_lines
 from .events import ServerSentEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops
@@ -33,14 +33,18 @@ def make_record(event: Any) -> Record:
             "publish() assigns event ids itself (monotonic per group, used for replay); "
             "leave ServerSentEvent.id unset."
         )
+    # The payload travels and is stored separately only when the body cannot give it back
+    # as its one data line (see delivery.py): a raw_data of several lines.
     payload: bytes | None = None
-    is_json = True
+    is_json: bool | None = None
     if event.raw_data is not None:
-        payload, is_json = event.raw_data.encode("utf-8", "replace"), False
+        is_json = False
+        if len(split_lines(event.raw_data)) > 1:
+            payload = event.raw_data.encode("utf-8", "replace")
     elif event.data is not None:
-        payload = json_bytes(event.data)
+        is_json = True
         # JSON is one line, so it can go out as raw data: the value is serialized only once.
-        event = event.model_copy(update={"data": None, "raw_data": payload.decode()})
+        event = event.model_copy(update={"data": None, "raw_data": json_bytes(event.data).decode()})
     encoded = encode_event(event)
     if not encoded:
         raise ValueError("Nothing to publish: the event has no field set.")

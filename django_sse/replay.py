@@ -1,18 +1,27 @@
-"""The replay log: what a reconnecting client missed, found by its ``Last-Event-ID``.
+"""The replay log: every event of a group, numbered without gaps, readable in pages.
 
 Every published event is appended here before it is sent through the channel layer, and the log
-assigns its id. Ids have the form ``<a>-<b>`` (two integers) and grow monotonically per group:
+assigns its id: ``<epoch>-<sequence>``. The sequence counts a group's events 1, 2, 3 … with no
+gap, atomically with the write, whatever the number of publishers and processes; the epoch
+changes when the log forgets a group (its events expired), so an id of a forgotten epoch is
+recognised as such and never confused with a new event of the same number.
 
-- ``"memory"`` (default): a ring buffer per group in this process. Ids are
-  ``<process start in ms>-<sequence>``, so an id from before a restart is recognised as foreign.
-- ``"redis"``: a Redis Stream per group (``XADD ... MAXLEN ~ window``, read with ``XRANGE`` from an
-  exclusive start). The stream's own ids (``1732425600000-0``) are the event ids, so a client can
-  reconnect to any process sharing the Redis server.
-- ``None``: nothing is kept; ids are still assigned, and every reconnect gets a reset.
+- ``"memory"`` (default): per group, the last ``window`` events in this process. Epochs are
+  microseconds since 1970, strictly increasing per process: a freed group that is written again
+  gets a new one.
+- ``"redis"``: per group a Redis Stream (the events) and a small hash (epoch and sequence). One
+  Lua script increments the sequence and ``XADD``s with the explicit id ``<epoch>-<sequence>``
+  (``MAXLEN ~ window``), so the event id *is* the stream id and ``XRANGE`` reads from it. The
+  epoch is Redis ``TIME`` in microseconds when the hash is created. Both keys expire after
+  ``REPLAY_TTL`` seconds without events.
+- ``None``: nothing is kept; ids are still assigned (per process), and every reconnect gets a
+  reset.
 
-A reconnect whose id is no longer covered by the window (too old, expired, unknown, from another
-process's memory log) gets ``Replay.reset`` instead of events: the subscriber sends a ``reset``
-event and the page reloads its state.
+``read(group, after, count)`` returns at most ``count`` events after ``after``, and checks them:
+because sequences have no gaps, the first event read must be ``after``'s sequence plus one, in
+the same epoch. Anything else means that events after ``after`` are gone (trimmed, expired, a
+foreign id), and the page says so (``Page.reset``) instead of skipping them. The check is part
+of every page, so a trim that happens between two pages is caught as well.
 """
 
 from __future__ import annotations
@@ -20,18 +29,23 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 import weakref
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
-from .delivery import Delivery, parse_id, with_id
+from .delivery import Delivery, EventKey, format_id, parse_id, with_id
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
+
+# Events per replay page: what one reconnecting client holds in memory at a time.
+PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
@@ -40,54 +54,118 @@ class Record:
 
     body: bytes  # the encoded event without its final blank line (see ``with_id``)
     event: str | None = None
+    # Only when the body does not hold the data as its single last line (raw_data of several
+    # lines): otherwise the payload is cut out of the body when a filter asks (delivery.py).
     payload: bytes | None = None
-    is_json: bool = True
+    is_json: bool | None = True  # None: the event has no data
 
 
 @dataclass
-class Replay:
-    """The answer to "what came after this id?"."""
+class Page:
+    """The answer to "what came after this id?": events in order, or why there are none."""
 
     deliveries: list[Delivery] = field(default_factory=list)
-    # Set when the window does not cover the id: why, and the newest id to resume from.
+    # "expired" (events after the id are gone), "unknown" (not an id of this group's log) or
+    # "disabled" (no replay log): the client must reload its state.
     reset: str | None = None
-    newest_id: str | None = None
 
 
 class ReplayLog(Protocol):
+    # The token carried by the events this log numbered, when it is a log of this process only
+    # (None for a log every process shares): the hub orders only events it can read back.
+    origin: str | None
+
     async def append(self, group: str, record: Record) -> Delivery: ...
 
-    async def since(self, group: str, last_event_id: str) -> Replay: ...
+    async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page: ...
 
     async def newest(self, group: str) -> str | None: ...
 
+    async def position(self, group: str) -> EventKey | None: ...
 
-# Expired rings of groups that are not written again are dropped every this many appends.
-SWEEP_EVERY = 1000
+    async def positions(self, groups: list[str]) -> list[EventKey | None]: ...
+
+
+def check_page(after: EventKey, position: EventKey | None, first: EventKey | None) -> str | None:
+    """Why a page read after ``after`` cannot continue from it (``None``: it can).
+
+    ``position`` is the group's current (epoch, sequence), ``first`` the first event read.
+    """
+    if position is None:
+        return "expired"  # the log holds nothing of this group (any more)
+    epoch, sequence = position
+    if after[0] != epoch:
+        return "expired" if after[0] < epoch else "unknown"
+    if after[1] > sequence:
+        return "unknown"
+    if first is None:
+        # Nothing read: fine when nothing came after the id, a loss otherwise.
+        return None if after[1] == sequence else "expired"
+    return None if first == (epoch, after[1] + 1) else "expired"
+
+
+class _GroupLog:
+    __slots__ = ("entries", "epoch", "sequence", "touched")
+
+    def __init__(self, epoch: int, now: float) -> None:
+        self.epoch = epoch
+        self.sequence = 0
+        self.touched = now
+        # (logged at, event), consecutive sequences; a list: an empty deque costs 600 bytes.
+        self.entries: list[tuple[float, Delivery]] = []
 
 
 class MemoryLog:
-    """Ring buffers in this process; thread-safe because ``publish_sync`` runs in any thread."""
+    """Events of this process's groups; thread-safe because ``publish_sync`` runs in any thread.
+
+    A group's state (epoch, sequence, events) is freed once its newest event is ``ttl`` seconds
+    old: groups are kept in the order of their last write, so the expired ones are found at the
+    front, at no cost per event. A freed group that is written again starts a new epoch.
+    """
 
     def __init__(self, window: int, ttl: float) -> None:
-        self.window = max(1, window)
+        self.window = max(0, window)
         self.ttl = ttl
-        self.epoch = int(time.time() * 1000)
+        self.origin: str | None = uuid.uuid4().hex
         self._lock = threading.Lock()
-        self._rings: dict[str, deque[tuple[float, Delivery]]] = {}
-        self._sequences: dict[str, int] = {}
-        self._appends = 0
+        self._groups: OrderedDict[str, _GroupLog] = OrderedDict()
+        self._last_epoch = 0
 
-    def _prune(self, ring: deque[tuple[float, Delivery]], now: float) -> None:
-        while ring and ring[0][0] < now - self.ttl:
-            ring.popleft()
+    def _new_epoch(self) -> int:
+        self._last_epoch = max(time.time_ns() // 1000, self._last_epoch + 1)
+        return self._last_epoch
+
+    def _forget_expired(self, now: float) -> None:
+        groups = self._groups
+        while groups:
+            oldest = next(iter(groups.values()))
+            if oldest.touched >= now - self.ttl:
+                return
+            groups.popitem(last=False)
+
+    def _prune(self, state: _GroupLog, now: float) -> None:
+        entries = state.entries
+        expired = 0
+        while expired < len(entries) and entries[expired][0] < now - self.ttl:
+            expired += 1
+        if expired:
+            del entries[:expired]
+
+    def _group(self, group: str, now: float) -> _GroupLog:
+        state = self._groups.get(group)
+        if state is None:
+            state = self._groups[group] = _GroupLog(self._new_epoch(), now)
+        return state
 
     async def append(self, group: str, record: Record) -> Delivery:
         now = time.monotonic()
         with self._lock:
-            sequence = self._sequences.get(group, 0) + 1
-            self._sequences[group] = sequence
-            event_id = f"{self.epoch}-{sequence}"
+            self._forget_expired(now)
+            state = self._group(group, now)
+            self._groups.move_to_end(group)
+            state.touched = now
+            state.sequence += 1
+            event_id = f"{state.epoch}-{state.sequence}"
             delivery = Delivery(
                 group=group,
                 id=event_id,
@@ -95,88 +173,149 @@ class MemoryLog:
                 event=record.event,
                 payload=record.payload,
                 is_json=record.is_json,
+                origin=self.origin,
             )
-            ring = self._rings.get(group)
-            if ring is None:
-                ring = self._rings[group] = deque(maxlen=self.window)
-            ring.append((now, delivery))
-            self._prune(ring, now)
-            self._appends += 1
-            if self._appends % SWEEP_EVERY == 0:
-                self._sweep(now)
+            if self.window:
+                entries = state.entries
+                entries.append((now, delivery))
+                if len(entries) > self.window:
+                    del entries[0]
         return delivery
 
-    def _sweep(self, now: float) -> None:
-        # Per-object groups ("items.item.<pk>") are written once and never again: without a
-        # sweep their rings would stay forever. Sequences stay, so ids never repeat.
-        for group, ring in list(self._rings.items()):
-            self._prune(ring, now)
-            if not ring:
-                del self._rings[group]
-
-    async def since(self, group: str, last_event_id: str) -> Replay:
+    async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page:
         now = time.monotonic()
         with self._lock:
-            sequence = self._sequences.get(group, 0)
-            newest = f"{self.epoch}-{sequence}" if sequence else None
-            key = parse_id(last_event_id)
-            if key is None or key[0] != self.epoch or key[1] > sequence:
-                return Replay(reset="unknown", newest_id=newest)
-            ring = self._rings.get(group)
-            if ring is not None:
-                self._prune(ring, now)
-            if key[1] == sequence:
-                return Replay()
-            # Sequences are consecutive, so the window covers the id exactly when the event
-            # right after it is still in the ring.
-            if not ring or ring[0][1].key[1] > key[1] + 1:
-                return Replay(reset="expired", newest_id=newest)
-            first = ring[0][1].key[1]
-            return Replay(deliveries=[d for _, d in list(ring)[key[1] + 1 - first :]])
+            state = self._groups.get(group)
+            if state is None:
+                return Page(reset=check_page(after, None, None))
+            self._prune(state, now)
+            entries = state.entries
+            # Sequences in the list are consecutive: the wanted event's index is arithmetic.
+            start = after[1] + 1 - (entries[0][1].key[1] if entries else state.sequence + 1)
+            page: list[Delivery] = []
+            first: EventKey | None = None
+            if start < 0:
+                first = entries[0][1].key if entries else None
+            else:
+                page = [delivery.copy() for _, delivery in entries[start : start + count]]
+                first = page[0].key if page else None
+            reset = check_page(after, (state.epoch, state.sequence), first)
+        return Page(reset=reset) if reset else Page(deliveries=page)
 
     async def newest(self, group: str) -> str | None:
         # "<epoch>-0" for a group without events yet: its first event is then replayed too.
+        now = time.monotonic()
         with self._lock:
-            return f"{self.epoch}-{self._sequences.get(group, 0)}"
+            self._forget_expired(now)
+            state = self._group(group, now)
+            return f"{state.epoch}-{state.sequence}"
+
+    async def position(self, group: str) -> EventKey | None:
+        """The group's (epoch, newest sequence), ``None`` when the log holds nothing of it."""
+        return (await self.positions([group]))[0]
+
+    async def positions(self, groups: list[str]) -> list[EventKey | None]:
+        with self._lock:
+            found = [self._groups.get(group) for group in groups]
+            return [None if state is None else (state.epoch, state.sequence) for state in found]
+
+
+# How long the replay-less log keeps a group's sequence after its last event.
+NULL_LOG_TTL = 3600.0
 
 
 class NullLog(MemoryLog):
-    """Replay turned off: ids are assigned as by the memory log, but nothing is kept."""
+    """Replay turned off: ids are assigned as by the memory log, but no event is kept."""
 
     def __init__(self) -> None:
-        super().__init__(window=1, ttl=0)
+        super().__init__(window=0, ttl=NULL_LOG_TTL)
 
-    async def since(self, group: str, last_event_id: str) -> Replay:
-        # No id to resume from: the reset goes out with an empty id, so the client forgets its
-        # own instead of sending it back (and being reset, and reloading) forever.
-        return Replay(reset="disabled", newest_id=None)
+    async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page:
+        return Page(reset="disabled")
 
     async def newest(self, group: str) -> str | None:
         return None  # nothing can be resumed from: an id would only earn a reset
 
 
+# KEYS: the stream, the hash of the group's epoch ("e") and sequence ("s").
+# ARGV: window, ttl, then the entry's fields and values.
+_NEW_EPOCH = """
+local function epoch()
+  local found = redis.call('HGET', KEYS[2], 'e')
+  if found then return found end
+  local now = redis.call('TIME')
+  found = now[1] .. string.format('%06d', tonumber(now[2]))
+  -- Events of a forgotten epoch must not be read as events of the new one.
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[2], 'e', found)
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
+  return found
+end
+"""
+APPEND_SCRIPT = (
+    _NEW_EPOCH
+    + """
+local id = epoch() .. '-' .. redis.call('HINCRBY', KEYS[2], 's', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id, unpack(ARGV, 3))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return id
+"""
+)
+NEWEST_SCRIPT = (
+    _NEW_EPOCH
+    + """
+return epoch() .. '-' .. (redis.call('HGET', KEYS[2], 's') or '0')
+"""
+)
+
+
+# Redis connections per event loop, and how long a command may wait for one (seconds).
+REDIS_CONNECTIONS = 50
+REDIS_POOL_WAIT = 20
+
+
+class _Connection:
+    """A loop's Redis client and the scripts registered on it."""
+
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
+
+        # A bounded pool that makes callers wait for a free connection: redis-py's default pool
+        # raises "Too many connections" past 100 (a hundred clients resuming at once).
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT
+        )
+        self.client: Redis = Redis.from_pool(pool)  # closes the pool with the client
+        self.append: AsyncScript = self.client.register_script(APPEND_SCRIPT)
+        self.newest: AsyncScript = self.client.register_script(NEWEST_SCRIPT)
+
+
 class RedisLog:
     """One Redis Stream per group, shared by every process using the same Redis server."""
+
+    origin: str | None = None  # shared: every process can read back what any process logged
 
     def __init__(self, url: str, window: int, ttl: float, prefix: str) -> None:
         self.url = url
         self.window = max(1, window)
-        self.ttl = ttl
+        self.ttl = max(1, int(ttl))
         self.prefix = prefix
         # redis.asyncio clients belong to the event loop that created them.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
             weakref.WeakKeyDictionary()
         )
 
-    def _client(self) -> Redis:
+    def _connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from redis.asyncio import Redis
-
-            client = self._clients[loop] = Redis.from_url(self.url)
+        connection = self._connections.get(loop)
+        if connection is None:
+            connection = self._connections[loop] = _Connection(self.url)
             self._close_with(loop)
-        return client
+        return connection
+
+    def _client(self) -> Redis:
+        return self._connection().client
 
     def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close this loop's client when the loop closes, as channels_redis does for its own.
@@ -187,9 +326,9 @@ class RedisLog:
         close = loop.close
 
         def close_client_then_loop() -> None:
-            client = self._clients.pop(loop, None)
-            if client is not None and not loop.is_running():
-                loop.run_until_complete(client.aclose())
+            connection = self._connections.pop(loop, None)
+            if connection is not None and not loop.is_running():
+                loop.run_until_complete(connection.client.aclose())
             close()
 
         loop.close = close_client_then_loop  # type: ignore[method-assign]
@@ -197,50 +336,75 @@ class RedisLog:
     def key(self, group: str) -> str:
         return f"{self.prefix}:replay:{group}"
 
-    async def append(self, group: str, record: Record) -> Delivery:
-        fields: dict[Any, Any] = {"b": record.body, "j": b"1" if record.is_json else b"0"}
-        if record.event is not None:
-            fields["e"] = record.event
-        if record.payload is not None:
-            fields["p"] = record.payload
-        key = self.key(group)
-        async with self._client().pipeline(transaction=False) as pipe:
-            pipe.xadd(key, fields, maxlen=self.window, approximate=True)
-            pipe.expire(key, max(1, int(self.ttl)))
-            raw_id, _ = await pipe.execute()
-        event_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-        return _delivery(group, event_id, fields)
+    def position_key(self, group: str) -> str:
+        return f"{self.prefix}:replay-id:{group}"
 
-    async def since(self, group: str, last_event_id: str) -> Replay:
-        client = self._client()
-        key = self.key(group)
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.xrange(key, "-", "+", count=1)
-            pipe.xrevrange(key, "+", "-", count=1)
-            first, last = await pipe.execute()
-        newest = _decode(last[0][0]) if last else None
-        wanted = parse_id(last_event_id)
-        if wanted is None:
-            return Replay(reset="unknown", newest_id=newest)
-        if not first:
-            # No stream (expired after REPLAY_TTL of silence, or never written): the events
-            # after this id, if there were any, are gone.
-            return Replay(reset="expired", newest_id=None)
-        newest_key = parse_id(newest)
-        if newest_key is not None and wanted > newest_key:
-            return Replay(reset="unknown", newest_id=newest)
-        oldest_allowed = int((time.time() - self.ttl) * 1000)
-        first_key = parse_id(_decode(first[0][0])) or (0, 0)
-        # MAXLEN ~ trims whole blocks and streams do not number entries consecutively: the
-        # window certainly covers the id only while that event itself is still in the stream.
-        if wanted < first_key or wanted[0] < oldest_allowed:
-            return Replay(reset="expired", newest_id=newest)
-        entries: Any = await client.xrange(key, "(" + last_event_id, "+")
-        return Replay(deliveries=[_delivery(group, _decode(i), f) for i, f in entries or ()])
+    async def append(self, group: str, record: Record) -> Delivery:
+        # The payload is stored only where the body does not hold it (see Record.payload).
+        fields: list[Any] = ["b", record.body]
+        if record.is_json is not None:
+            fields += ["j", b"1" if record.is_json else b"0"]
+        if record.event is not None:
+            fields += ["e", record.event]
+        if record.payload is not None:
+            fields += ["p", record.payload]
+        connection = self._connection()
+        raw_id = await connection.append(
+            keys=[self.key(group), self.position_key(group)],
+            args=[self.window, self.ttl, *fields],
+        )
+        event_id = _decode(raw_id)
+        return Delivery(
+            group=group,
+            id=event_id,
+            wire=with_id(record.body, event_id),
+            event=record.event,
+            payload=record.payload,
+            is_json=record.is_json,
+        )
+
+    async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page:
+        # One transaction: the position and the page are of the same moment, so the check
+        # below cannot be fooled by an append or a trim in between.
+        async with self._client().pipeline(transaction=True) as pipe:
+            pipe.xrange(self.key(group), "(" + format_id(after), "+", count=count)
+            pipe.hmget(self.position_key(group), ["e", "s"])
+            entries, position = await pipe.execute()
+        current = _position(position)
+        first = parse_id(_decode(entries[0][0])) if entries else None
+        reset = check_page(after, current, first)
+        if reset is not None:
+            return Page(reset=reset)
+        return Page(deliveries=[_delivery(group, _decode(i), f) for i, f in entries])
 
     async def newest(self, group: str) -> str | None:
-        last: Any = await self._client().xrevrange(self.key(group), "+", "-", count=1)
-        return _decode(last[0][0]) if last else None
+        # Starts the group's epoch when it has none, so that a page rendered before the first
+        # event resumes from "<epoch>-0" and gets that event replayed.
+        raw_id = await self._connection().newest(
+            keys=[self.key(group), self.position_key(group)], args=[self.window, self.ttl]
+        )
+        return _decode(raw_id)
+
+    async def position(self, group: str) -> EventKey | None:
+        """The group's (epoch, newest sequence), ``None`` when Redis holds nothing of it."""
+        found: Any = await self._client().hmget(self.position_key(group), ["e", "s"])
+        return _position(found)
+
+    async def positions(self, groups: list[str]) -> list[EventKey | None]:
+        found: list[EventKey | None] = []
+        for start in range(0, len(groups), 1000):  # bounded pipelines for many groups
+            async with self._client().pipeline(transaction=False) as pipe:
+                for group in groups[start : start + 1000]:
+                    pipe.hmget(self.position_key(group), ["e", "s"])
+                found += [_position(values) for values in await pipe.execute()]
+        return found
+
+
+def _position(values: Any) -> EventKey | None:
+    epoch, sequence = values
+    if epoch is None:
+        return None
+    return int(epoch), int(sequence or 0)
 
 
 def _decode(value: bytes | str) -> str:
@@ -252,13 +416,14 @@ def _delivery(group: str, event_id: str, fields: dict[Any, Any]) -> Delivery:
         return fields.get(name, fields.get(name.encode()))
 
     event = get("e")
+    kind = get("j")
     return Delivery(
         group=group,
         id=event_id,
         wire=with_id(get("b"), event_id),
         event=_decode(event) if event is not None else None,
         payload=get("p"),
-        is_json=get("j") in (b"1", "1"),
+        is_json=None if kind is None else kind in (b"1", "1"),
     )
 
 
@@ -286,7 +451,7 @@ def _make_log(backend: Any, window: int, ttl: float, url: Any, prefix: Any) -> R
     if backend is None:
         return NullLog()
     if backend == "memory":
-        return MemoryLog(window, ttl)
+        return MemoryLog(max(1, window), ttl)
     if backend == "redis":
         if not url:
             raise ImproperlyConfigured('DJANGO_SSE["REPLAY_BACKEND"] = "redis" needs "REDIS_URL".')

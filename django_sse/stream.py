@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Generator
 from typing import Protocol
 
 from .encoding import PING
+from .subscribe import retry_after_failure
 
 logger = logging.getLogger("django_sse")
 
@@ -121,7 +122,7 @@ class EventStream:
         logger.error("Event stream ended by an exception", exc_info=source.error)
         if not self._resumable:
             raise StopAsyncIteration
-        return RETRY_AFTER_FAILURE
+        return retry_after_failure()
 
     async def aclose(self) -> None:
         """Stop the source (Django calls this when the client goes away or the stream ends)."""

@@ -1,32 +1,42 @@
 """``subscribe(group)``: the live events of a group, after those a reconnecting client missed.
 
-Order matters for "no gap, no duplicate": the subscription joins the hub first (from then on
-live events are buffered), then reads the replay log after ``last_event_id``. Everything
-published before the join is in the log, everything after reaches the buffer, and what is in
-both is dropped by id: the log's ids grow monotonically, so a live event whose id is not newer
-than the last replayed one was replayed already.
+A subscription joins the hub first; from then on the hub dispatches the group's events to it in
+sequence order, without gap or duplicate (see hub.py). With a ``last_event_id`` it then replays
+from the log in pages of ``PAGE_SIZE`` events, each read only once the response has taken the
+previous one, so the backpressure and ``SUBSCRIBER_MAX_BYTES`` of live events apply to replay
+too, and a replaying connection holds one page at most. While it replays, live events are not
+buffered: the log has them too. When a page reaches the hub's position (the last event it
+dispatched), the subscription goes live, dropping live events up to the last one replayed.
+
+When the log cannot continue after the client's id (trimmed, expired, unknown, replay off) or the
+hub reports events lost (``gap``), the subscriber gets a ``reset`` event: its id is where the
+client resumes from. For a subscriber with a filter that id is an opaque token (tokens.py): the
+group's position would tell it how many events it was not allowed to see.
 
 ``EventSourceResponse`` drives a ``Subscription`` directly (it has the same small interface as
-the response's ``StreamPump``), so a subscriber costs no task of its own. It is also a plain
-async iterator of ``EncodedEvent`` for views that wrap it in their own generator.
+the response's ``StreamPump``), so a subscriber costs no task of its own (a replaying one has a
+task while it reads a page). It is also a plain async iterator of ``EncodedEvent`` for views
+that wrap it in their own generator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 
 from . import conf
 from .db import release_database_connections
-from .delivery import Delivery, EventKey, parse_id
+from .delivery import Delivery, EventKey, format_id, parse_id
 from .encoding import EncodedEvent, encode_event
 from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import Hub, get_hub
-from .replay import get_log
+from .replay import PAGE_SIZE, ReplayLog, get_log
+from .tokens import seal, unseal
 
 logger = logging.getLogger("django_sse")
 
@@ -34,19 +44,38 @@ EventFilter = Callable[[Delivery], bool]
 
 RESET_EVENT = "reset"
 
+# A replay's first page is small: the size of the group's events is not known yet. Later pages
+# hold about PAGE_BYTES (at most PAGE_SIZE events).
+FIRST_PAGE_SIZE = 16
+PAGE_BYTES = 256 * 1024
 
-def reset_event(reason: str, last_event_id: str | None, newest_id: str | None) -> EncodedEvent:
-    """The ``reset`` event: the events after ``last_event_id`` cannot be replayed.
+# The reconnection delay a failed subscription asks for, in milliseconds: random in this range,
+# so that clients cut off together (a broker outage, a slow log) do not come back together.
+RETRY_AFTER_FAILURE_MS = (1000, 3000)
 
-    Its id is the newest one of the group, so that the client's next reconnect resumes from here
-    (an empty id when the group has none yet makes the browser forget the stale one).
+
+def retry_after_failure() -> bytes:
+    """The ``retry:`` field that ends a subscription which failed (see stream.py)."""
+    return b"retry: %d\n\n" % random.randint(*RETRY_AFTER_FAILURE_MS)
+
+
+def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -> EncodedEvent:
+    """The ``reset`` event: the events after ``last_event_id`` cannot be delivered.
+
+    Its id is where the client's next reconnect resumes from (an empty id when there is none
+    makes the browser forget the stale one).
     """
     event = ServerSentEvent(
         event=RESET_EVENT,
-        id=newest_id or "",
-        data={"reason": reason, "last_event_id": last_event_id, "resume_from": newest_id},
+        id=resume_id or "",
+        data={"reason": reason, "last_event_id": last_event_id, "resume_from": resume_id},
     )
     return EncodedEvent(encode_event(event))
+
+
+def resume_position(last_event_id: str) -> EventKey | None:
+    """The position a client's last id stands for: an event id or a token (``None``: neither)."""
+    return parse_id(last_event_id) or unseal(last_event_id)
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:
@@ -77,9 +106,16 @@ class Subscription:
         # A list, not a deque: an empty deque costs 760 bytes, times every idle connection.
         self._pending: list[EncodedEvent] = []
         self._capacity = self.limit
-        # Live events that arrive while the replay log is read; ``None`` once live.
-        self._early: list[Delivery] | None = []
+        # Replaying: live events are ignored (the log has them); ``_after`` is the last event
+        # read from the log, ``_fetch`` the task reading the next page.
+        self._replaying = last_event_id is not None
+        self._after: EventKey | None = None
+        self._fetch: asyncio.Task[None] | None = None
+        self._log: ReplayLog | None = None
+        self._page_size = FIRST_PAGE_SIZE
+        # Live events up to this one were replayed already.
         self._floor: EventKey | None = None
+        self._filter_failed = False
         self._waiter: asyncio.Future[None] | None = None
         # The ping timer: armed once and moved on lazily, not re-created for every event (with
         # 5,000 subscribers that was 50,000 timers a second, a tenth of the fan-out's CPU).
@@ -104,16 +140,30 @@ class Subscription:
         """Nothing to start: joining needs to await, and happens in the first ``wait``."""
 
     def take(self) -> bytes:
-        """Everything buffered, as one write: a lagging client gets its backlog coalesced."""
+        """Everything buffered, as one write: a lagging client gets its backlog coalesced.
+
+        Never more than what is left of ``SUBSCRIBER_MAX_BYTES`` plus one event: the rest is
+        dropped with the subscription, and the client resumes after the last event it got.
+        """
         pending = self._pending
-        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        if len(pending) == 1:
+            data: bytes = pending[0]
+        else:
+            if self.max_bytes is not None:
+                room = self.max_bytes - self.written
+                for index, event in enumerate(pending):
+                    room -= len(event)
+                    if room <= 0:
+                        del pending[index + 1 :]
+                        break
+            data = b"".join(pending)
         pending.clear()
         self._capacity = self.limit
         self._spend(len(data))
         return data
 
     async def setup(self) -> None:
-        """Join the hub and replay; ``wait`` does it too, the first time it is called."""
+        """Join the hub and read the first replay page; ``wait`` does it too, the first time."""
         if not self._set_up:
             await self._setup()
 
@@ -135,6 +185,9 @@ class Subscription:
             return None
         loop = asyncio.get_running_loop()
         future = self._waiter = loop.create_future()
+        if self._replaying and self._fetch is None:
+            # The previous page was taken: read the next one.
+            self._fetch = loop.create_task(self._fetch_pages())
         if limit:
             deadline = self._deadline = loop.time() + limit
             if self._timer is None or self._timer_when > deadline:
@@ -170,12 +223,16 @@ class Subscription:
             # Also after end(): ended during setup (overflow, a failing filter), it is still a
             # member until the group's next event. leave() is idempotent.
             self._hub.leave(self.group, self)
+        fetch = self._fetch
+        if fetch is not None and fetch is not asyncio.current_task():
+            fetch.cancel()
+            await asyncio.wait([fetch])
         if self._closed:
             return
         self._closed = True
         self.finished = True
         self._pending.clear()
-        self._early = None
+        self._replaying = False
         self._disarm()
         _resolve(self._waiter)
 
@@ -220,23 +277,36 @@ class Subscription:
     def push(self, delivery: Delivery) -> bool:
         if self._closed:
             return False
-        if self._early is not None:
-            self._early.append(delivery)
-            return len(self._early) <= self.limit or self._overflow()
-        if self._floor is not None and delivery.key <= self._floor:
-            return True
+        if self._replaying:
+            return True  # the log has it: a page will bring it
+        floor = self._floor
+        if floor is not None:
+            if delivery.key <= floor and delivery.key[0] == floor[0]:
+                return True  # replayed already
+            self._floor = None  # the hub dispatches in order: nothing after this is below it
         if self.filter is not None and not self._accepts(delivery):
-            return not self._closed
+            return True
         if len(self._pending) >= self._capacity:
             return self._overflow()
         self._pending.append(delivery.wire)
-        waiter = self._waiter
+        waiter = self._waiter  # _wake(), inlined: this runs per event and subscriber
         if waiter is not None:
             self._waiter = None
             if self._hub is not None:
                 self._hub.waker.wake(waiter)
             else:
                 _resolve(waiter)
+        return True
+
+    def reset(self, reason: str, position: EventKey) -> bool:
+        """The hub lost the events up to ``position``: say so, then go on live after it."""
+        if self._closed:
+            return False
+        if self._replaying:
+            return True  # the log pages check themselves, and report what they cannot read
+        self._floor = None
+        self._pending.append(reset_event(reason, None, self._resume_id(position)))
+        self._wake()
         return True
 
     def end(self, error: Exception | None = None) -> None:
@@ -247,11 +317,23 @@ class Subscription:
         self.finished = True
         self.error = error
         self._pending.clear()
-        self._early = None
+        self._replaying = False
+        fetch = self._fetch
+        if fetch is not None and fetch is not asyncio.current_task():
+            fetch.cancel()
         self._disarm()
         _resolve(self._waiter)
 
     # --- internals ---
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if self._hub is not None:
+                self._hub.waker.wake(waiter)
+            else:
+                _resolve(waiter)
 
     def _spend(self, size: int) -> None:
         self.written += size
@@ -277,34 +359,85 @@ class Subscription:
         assert self.filter is not None
         try:
             return bool(self.filter(delivery))
-        except Exception as exc:
-            logger.exception("An event filter of %s failed; closing that subscriber", self.group)
-            self.end(exc)
+        except Exception:
+            # One bad event (a field missing) must not end the stream: skip it, for this
+            # subscriber only, and say so once rather than for every event.
+            if not self._filter_failed:
+                self._filter_failed = True
+                logger.exception(
+                    "An event filter of %s failed on event %s: skipping that event (and any "
+                    "other it fails on) for this subscriber",
+                    *(self.group, delivery.id),
+                )
             return False
+
+    def _resume_id(self, position: EventKey | None) -> str | None:
+        if position is None or position[1] == 0:
+            return None  # no event yet: the browser forgets its stale id
+        # A filtered subscriber must not learn how many events it was not shown.
+        return format_id(position) if self.filter is None else seal(position)
+
+    def _go_live(self, reset: str | None = None) -> None:
+        """Stop replaying: from the hub's position on, or after a ``reset`` at it."""
+        self._replaying = False
+        assert self._hub is not None
+        if reset is None:
+            self._floor = self._after
+            return
+        position = self._hub.position(self.group)
+        self._pending.append(reset_event(reset, self.last_event_id, self._resume_id(position)))
+        self._floor = position
+
+    async def _next_page(self) -> None:
+        assert self._log is not None and self._after is not None and self._hub is not None
+        page = await self._log.read(self.group, self._after, self._page_size)
+        if not self._replaying:
+            return  # ended meanwhile
+        if page.reset is not None:
+            self._go_live(page.reset)
+            return
+        size = 0
+        for delivery in page.deliveries:
+            self._after = delivery.key
+            size += len(delivery.wire)
+            if self.filter is None or self._accepts(delivery):
+                self._pending.append(delivery.wire)
+        if page.deliveries:
+            # Pages of about PAGE_BYTES: a hundred small events, a few big ones.
+            average = max(1, size // len(page.deliveries))
+            self._page_size = max(1, min(PAGE_SIZE, PAGE_BYTES // average))
+        position = self._hub.position(self.group)
+        if position is None or self._after >= position:
+            self._go_live()
+        elif not page.deliveries:
+            # The hub dispatched events the log does not hold (it lost them): say so.
+            self._go_live("gap")
+
+    async def _fetch_pages(self) -> None:
+        try:
+            # A page the filter emptied is followed by the next one at once.
+            while self._replaying and not self._pending:
+                await self._next_page()
+        except Exception as exc:
+            logger.exception("Could not read the replay log of %s", self.group)
+            self.end(exc)
+        finally:
+            self._fetch = None
+        if self._pending or self.finished:
+            _resolve(self._waiter)
 
     async def _setup(self) -> None:
         self._set_up = True
         try:
             hub = self._hub = get_hub()
             await hub.join(self.group, self)
-            if self.last_event_id is not None:
-                replay = await get_log().since(self.group, self.last_event_id)
-                if replay.reset is not None:
-                    self._pending.append(
-                        reset_event(replay.reset, self.last_event_id, replay.newest_id)
-                    )
-                    self._floor = parse_id(replay.newest_id)
+            if self.last_event_id is not None and not self._closed:
+                self._after = resume_position(self.last_event_id)
+                if self._after is None:
+                    self._go_live("unknown")
                 else:
-                    self._floor = parse_id(self.last_event_id)
-                    for delivery in replay.deliveries:
-                        if self.filter is None or self._accepts(delivery):
-                            self._pending.append(delivery.wire)
-                        self._floor = delivery.key
-            early, self._early = self._early, None
-            self._capacity = self.limit + len(self._pending)
-            for delivery in early or ():
-                if not self.push(delivery):
-                    break
+                    self._log = get_log()
+                    await self._next_page()
             if self._release_database:
                 await release_database_connections()
         except Exception as exc:
@@ -337,7 +470,8 @@ async def latest_event_id(group: str) -> str | None:
     Read it *before* querying the state a page renders, and pass it to the template tag
     (``{% sse_stream "items-live" last_event_id=latest %}``): every change after the read is
     then replayed when the page connects, so nothing is lost between rendering and connecting.
-    ``None`` when nothing can be resumed from (no event in a Redis log yet, replay turned off).
+    For a group without events yet it is ``"<epoch>-0"`` (the log starts the group's epoch), so
+    that the first event is replayed too. ``None`` when replay is turned off.
     """
     return await get_log().newest(validate_group(group))
 

@@ -14,3 +14,6 @@ if os.environ.get("DJANGO_SSE_SUBSCRIBER_MAX_BYTES"):
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.orders"]  # noqa: F405
 if os.environ.get("DJANGO_SSE_REAUTHORIZE_INTERVAL"):
     DJANGO_SSE["REAUTHORIZE_INTERVAL"] = float(os.environ["DJANGO_SSE_REAUTHORIZE_INTERVAL"])  # noqa: F405
+if os.environ.get("DJANGO_SSE_REPLAY_WINDOW"):
+    # The replay tests' small windows, trimmed while clients resume.
+    DJANGO_SSE["REPLAY_WINDOW"] = int(os.environ["DJANGO_SSE_REPLAY_WINDOW"])  # noqa: F405

@@ -1,42 +1,70 @@
-"""The replay log: ids, windows, expiry and the reset answers, in memory and in Redis Streams."""
+"""The replay log: gap-free ids, pages, windows, expiry and resets, in memory and in Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from django_sse.delivery import parse_id
-from django_sse.replay import MemoryLog, NullLog, Record, RedisLog
+from django_sse.publish import make_record
+from django_sse.replay import MemoryLog, NullLog, Record, RedisLog, check_page
 
 
 def record(n: int) -> Record:
-    return Record(body=f"data: {n}\n".encode(), payload=str(n).encode())
+    return make_record(n)
 
 
-async def test_memory_ids_are_monotonic_and_replay_is_exact() -> None:
+def key(event_id: str) -> tuple[int, int]:
+    found = parse_id(event_id)
+    assert found is not None
+    return found
+
+
+async def test_memory_ids_count_the_groups_events_without_gaps() -> None:
     log = MemoryLog(window=10, ttl=60)
     ids = [(await log.append("g", record(n))).id for n in range(5)]
-    keys = [parse_id(i) for i in ids]
-    assert keys == sorted(keys)  # type: ignore[type-var]
-    replay = await log.since("g", ids[1])
-    assert replay.reset is None
-    assert [d.id for d in replay.deliveries] == ids[2:]
-    assert [d.data for d in replay.deliveries] == [2, 3, 4]
-    assert replay.deliveries[0].wire == f"data: 2\nid: {ids[2]}\n\n".encode()
-    assert (await log.since("g", ids[-1])).deliveries == []
+    epoch = key(ids[0])[0]
+    assert ids == [f"{epoch}-{n}" for n in range(1, 6)]
+    other = (await log.append("h", record(0))).id
+    assert key(other)[1] == 1 and key(other)[0] > epoch  # every group counts on its own
+    page = await log.read("g", key(ids[1]))
+    assert page.reset is None
+    assert [d.id for d in page.deliveries] == ids[2:]
+    assert [d.data for d in page.deliveries] == [2, 3, 4]
+    assert page.deliveries[0].wire == f"data: 2\nid: {ids[2]}\n\n".encode()
+    assert (await log.read("g", key(ids[-1]))).deliveries == []
+    assert await log.position("g") == key(ids[-1])
+
+
+async def test_memory_pages_are_bounded() -> None:
+    log = MemoryLog(window=100, ttl=60)
+    ids = [(await log.append("g", record(n))).id for n in range(25)]
+    after = (key(ids[0])[0], 0)
+    got: list[str] = []
+    while True:
+        page = await log.read("g", after, count=10)
+        assert page.reset is None and len(page.deliveries) <= 10
+        if not page.deliveries:
+            break
+        got += [d.id for d in page.deliveries]
+        after = page.deliveries[-1].key
+    assert got == ids
 
 
 async def test_memory_window_and_unknown_ids_answer_reset() -> None:
     log = MemoryLog(window=3, ttl=60)
     ids = [(await log.append("g", record(n))).id for n in range(6)]
-    assert [d.id for d in (await log.since("g", ids[2])).deliveries] == ids[3:]
-    expired = await log.since("g", ids[1])
-    assert (expired.reset, expired.newest_id) == ("expired", ids[-1])
-    for foreign in ["nonsense", "1-1", f"{log.epoch}-99"]:
-        assert (await log.since("g", foreign)).reset == "unknown"
+    assert [d.id for d in (await log.read("g", key(ids[2]))).deliveries] == ids[3:]
+    assert (await log.read("g", key(ids[1]))).reset == "expired"
+    epoch = key(ids[0])[0]
+    assert (await log.read("g", (epoch, 99))).reset == "unknown"  # not yet published
+    assert (await log.read("g", (epoch + 10**9, 1))).reset == "unknown"  # a later epoch
+    assert (await log.read("g", (1, 1))).reset == "expired"  # an epoch the log forgot
+    assert (await log.read("never", (epoch, 1))).reset == "expired"
 
 
 async def test_memory_entries_expire_after_the_ttl() -> None:
@@ -44,71 +72,170 @@ async def test_memory_entries_expire_after_the_ttl() -> None:
     first = (await log.append("g", record(0))).id
     await log.append("g", record(1))
     await asyncio.sleep(0.1)
-    assert (await log.since("g", first)).reset == "expired"
+    assert (await log.read("g", key(first))).reset == "expired"
 
 
 async def test_replay_turned_off_always_resets() -> None:
     log = NullLog()
     event_id = (await log.append("g", record(0))).id
-    replay = await log.since("g", event_id)
-    # No id either: a reset carrying one would be sent back, reset again, and reload forever.
-    assert (replay.reset, replay.newest_id) == ("disabled", None)
+    assert (await log.read("g", key(event_id))).reset == "disabled"
+    assert await log.newest("g") is None  # nothing can be resumed from
+    assert await log.position("g") == key(event_id)  # but the hub can still order by it
+
+
+async def test_newest_id_resumes_exactly_after_it_in_memory() -> None:
+    log = MemoryLog(window=10, ttl=60)
+    empty = await log.newest("g")
+    assert empty is not None and empty.endswith("-0")
+    first = (await log.append("g", record(0))).id
+    # A page rendered before any event resumes from "<epoch>-0": the first event is replayed.
+    assert [d.id for d in (await log.read("g", key(empty))).deliveries] == [first]
+    assert await log.newest("g") == first
+
+
+async def test_memory_log_frees_a_group_with_its_last_event_and_restarts_with_a_new_epoch() -> None:
+    log = MemoryLog(window=10, ttl=0.05)
+    old = [(await log.append(f"items.item.{pk}", record(pk))).id for pk in range(100)]
+    await asyncio.sleep(0.1)
+    await log.append("items.item.new", record(0))  # any append frees what expired
+    assert list(log._groups) == ["items.item.new"]
+    # A freed group's ids are never repeated: the next event starts a later epoch.
+    again = (await log.append("items.item.0", record(0))).id
+    assert key(again)[0] > key(old[0])[0] and key(again)[1] == 1
+    assert (await log.read("items.item.0", key(old[0]))).reset == "expired"
+
+
+def test_what_a_group_costs_in_the_memory_log() -> None:
+    """Measured, not asserted tightly: printed for the README's figure."""
+    import gc
+    import tracemalloc
+
+    log = MemoryLog(window=1000, ttl=60)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(10_000):
+        asyncio.run(log.append(f"items.item.{n}", make_record({"id": n, "name": "x"})))
+    per_group = (tracemalloc.get_traced_memory()[0] - before) / 10_000
+    tracemalloc.stop()
+    print(f"\nmemory log: {per_group:.0f} B per group holding one small event", file=sys.stderr)
+    assert per_group < 1500
+
+
+def test_the_page_check() -> None:
+    assert check_page((5, 3), (5, 3), None) is None  # up to date
+    assert check_page((5, 3), (5, 9), (5, 4)) is None  # continues
+    assert check_page((5, 3), (5, 9), (5, 7)) == "expired"  # trimmed past it
+    assert check_page((5, 3), (5, 9), None) == "expired"  # nothing left of what followed
+    assert check_page((5, 10), (5, 9), None) == "unknown"
+    assert check_page((4, 3), (5, 9), (5, 1)) == "expired"
+    assert check_page((6, 3), (5, 9), None) == "unknown"
+    assert check_page((5, 3), None, None) == "expired"
 
 
 @pytest.fixture
 async def redis_log(redis_url: str) -> AsyncIterator[RedisLog]:
     log = RedisLog(redis_url, window=5, ttl=60, prefix="test-replay-" + uuid.uuid4().hex[:8])
     yield log
-    await log._client().delete(log.key("g"))
+    keys = await log._client().keys(log.prefix + ":*")
+    if keys:
+        await log._client().delete(*keys)
     await log._client().aclose()
 
 
-async def test_redis_stream_ids_are_the_event_ids(redis_log: RedisLog) -> None:
+async def test_redis_ids_are_gap_free_and_are_the_stream_ids(redis_log: RedisLog) -> None:
     deliveries = [await redis_log.append("g", record(n)) for n in range(4)]
     ids = [d.id for d in deliveries]
-    assert all(parse_id(i) is not None for i in ids)
-    assert len(set(ids)) == 4
-    replay = await redis_log.since("g", ids[0])
-    assert [d.id for d in replay.deliveries] == ids[1:]  # exclusive start
-    assert [d.wire for d in replay.deliveries] == [d.wire for d in deliveries[1:]]
-    assert [d.data for d in replay.deliveries] == [1, 2, 3]
-    assert (await redis_log.since("g", ids[-1])).deliveries == []
+    epoch = key(ids[0])[0]
+    assert ids == [f"{epoch}-{n}" for n in range(1, 5)]
+    entries = await redis_log._client().xrange(redis_log.key("g"))
+    assert [i.decode() for i, _ in entries] == ids
+    page = await redis_log.read("g", key(ids[0]))
+    assert [d.id for d in page.deliveries] == ids[1:]  # exclusive start
+    assert [d.wire for d in page.deliveries] == [d.wire for d in deliveries[1:]]
+    assert [d.data for d in page.deliveries] == [1, 2, 3]
+    assert (await redis_log.read("g", key(ids[-1]))).deliveries == []
+    assert await redis_log.position("g") == key(ids[-1])
+    assert await redis_log.positions(["g", "none"]) == [key(ids[-1]), None]
 
 
-async def test_redis_reset_past_the_window(redis_log: RedisLog) -> None:
+async def test_concurrent_appends_get_consecutive_ids(redis_log: RedisLog) -> None:
+    ids = await asyncio.gather(*(redis_log.append("g", record(n)) for n in range(200)))
+    assert sorted(key(d.id)[1] for d in ids) == list(range(1, 201))
+
+
+async def test_redis_reset_past_the_window_on_every_page(redis_log: RedisLog) -> None:
     ids = [(await redis_log.append("g", record(n))).id for n in range(300)]
     # MAXLEN ~ trims whole blocks: the oldest ids are gone, the newest are kept.
-    assert (await redis_log.since("g", ids[0])).reset == "expired"
-    assert [d.id for d in (await redis_log.since("g", ids[-3])).deliveries] == ids[-2:]
-    assert (await redis_log.since("g", "garbage")).reset == "unknown"
-    assert (await redis_log.since("g", "99999999999999-0")).reset == "unknown"
-    assert (await redis_log.since("other", ids[-1])).reset == "expired"
+    assert (await redis_log.read("g", key(ids[0]))).reset == "expired"
+    assert [d.id for d in (await redis_log.read("g", key(ids[-3]))).deliveries] == ids[-2:]
+    epoch = key(ids[0])[0]
+    assert (await redis_log.read("g", (epoch, 10**6))).reset == "unknown"
+    assert (await redis_log.read("g", (epoch + 10**9, 0))).reset == "unknown"
+    assert (await redis_log.read("other", key(ids[-1]))).reset == "expired"
+    # A trim between two pages is caught by the next page, not skipped.
+    first_page = await redis_log.read("g", key(ids[-3]), count=1)
+    for n in range(300):
+        await redis_log.append("g", record(n))
+    assert (await redis_log.read("g", first_page.deliveries[-1].key)).reset == "expired"
 
 
-async def test_newest_id_resumes_exactly_after_it_in_memory() -> None:
-    log = MemoryLog(window=10, ttl=60)
-    empty = await log.newest("g")
-    first = (await log.append("g", record(0))).id
-    # A page rendered before any event resumes from "<epoch>-0": the first event is replayed.
-    assert [d.id for d in (await log.since("g", empty or "")).deliveries] == [first]
-    assert await log.newest("g") == first
-    later = [(await log.append("g", record(n))).id for n in (1, 2)]
-    assert [d.id for d in (await log.since("g", first)).deliveries] == later
+async def test_a_forgotten_group_starts_a_new_epoch(redis_log: RedisLog) -> None:
+    old = (await redis_log.append("g", record(0))).id
+    # What expiry does after REPLAY_TTL seconds without events.
+    await redis_log._client().delete(redis_log.key("g"), redis_log.position_key("g"))
+    new = (await redis_log.append("g", record(1))).id
+    assert key(new)[0] > key(old)[0] and key(new)[1] == 1
+    assert (await redis_log.read("g", key(old))).reset == "expired"
+    # Only the counter lost (eviction): the old entries are not read as the new epoch's.
+    await redis_log._client().delete(redis_log.position_key("g"))
+    newer = (await redis_log.append("g", record(2))).id
+    assert [i.decode() for i, _ in await redis_log._client().xrange(redis_log.key("g"))] == [newer]
+
+
+async def test_both_keys_expire_after_the_ttl(redis_log: RedisLog) -> None:
+    await redis_log.append("g", record(0))
+    client = redis_log._client()
+    for name in (redis_log.key("g"), redis_log.position_key("g")):
+        assert 0 < await client.ttl(name) <= 60
+
+
+async def test_redis_stores_each_payload_once(redis_log: RedisLog) -> None:
+    big = "x" * 1_000_000
+    delivery = await redis_log.append("g", make_record({"blob": big}))
+    size = await redis_log._client().memory_usage(redis_log.key("g"))
+    assert size is not None and size < 1.2 * 1_000_000, size  # before: 2.0 MB
+    [replayed] = (await redis_log.read("g", (delivery.key[0], 0))).deliveries
+    assert replayed.wire == delivery.wire and replayed.data == {"blob": big}
+
+
+async def test_payloads_filters_read_are_those_published(redis_log: RedisLog) -> None:
+    from django_sse import ServerSentEvent
+
+    events = [
+        ServerSentEvent(data={"a": 1}, event="e", comment="c", retry=5),
+        ServerSentEvent(raw_data="one line"),
+        ServerSentEvent(raw_data="two\r\nlines\rand\nmore"),
+        ServerSentEvent(raw_data=""),
+        ServerSentEvent(comment="no data"),
+        ServerSentEvent(event="only-a-name"),
+    ]
+    published = [await redis_log.append("g", make_record(e)) for e in events]
+    replayed = (await redis_log.read("g", (published[0].key[0], 0))).deliveries
+    expected = [{"a": 1}, "one line", "two\r\nlines\rand\nmore", "", None, None]
+    assert [d.data for d in published] == expected
+    assert [d.data for d in replayed] == expected
+    assert [d.wire for d in replayed] == [d.wire for d in published]
+    assert [d.event for d in replayed] == ["e", None, None, None, None, "only-a-name"]
 
 
 async def test_newest_id_in_redis(redis_log: RedisLog) -> None:
-    assert await redis_log.newest("g") is None
+    empty = await redis_log.newest("g")
+    assert empty is not None and empty.endswith("-0")
     first = (await redis_log.append("g", record(0))).id
+    assert key(first) == (key(empty)[0], 1)  # the epoch the page saw: the event is replayed
+    assert [d.id for d in (await redis_log.read("g", key(empty))).deliveries] == [first]
     assert await redis_log.newest("g") == first
-    later = [(await redis_log.append("g", record(n))).id for n in (1, 2)]
-    assert await redis_log.newest("g") == later[-1]
-    assert [d.id for d in (await redis_log.since("g", first)).deliveries] == later
-
-
-async def test_replay_turned_off_offers_no_id_to_resume_from() -> None:
-    log = NullLog()
-    await log.append("g", record(0))
-    assert await log.newest("g") is None
 
 
 def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url: str) -> None:
@@ -131,7 +258,7 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
                 publish_sync("g", n)
             log = get_log()
             assert isinstance(log, RedisLog)
-            assert len(log._clients) == 0
+            assert len(log._connections) == 0
             assert len(os.listdir("/proc/self/fd")) <= before + 2
             asyncio.run(_delete(log, "g"))
         finally:
@@ -139,28 +266,10 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
 
 
 async def _delete(log: RedisLog, group: str) -> None:
-    await log._client().delete(log.key(group))
+    await log._client().delete(log.key(group), log.position_key(group))
 
 
 def test_ids_beyond_64_bits_are_not_ids() -> None:
     assert parse_id("18446744073709551615-0") == (2**64 - 1, 0)
     assert parse_id("18446744073709551616-0") is None  # XRANGE would fail on it
     assert parse_id("1-18446744073709551616") is None
-
-
-async def test_memory_log_forgets_expired_groups_that_are_never_written_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import django_sse.replay
-
-    monkeypatch.setattr(django_sse.replay, "SWEEP_EVERY", 5)
-    log = MemoryLog(window=10, ttl=0.05)
-    old = [(await log.append(f"items.item.{pk}", record(pk))).id for pk in range(4)]
-    await asyncio.sleep(0.1)
-    await log.append("items.item.99", record(99))  # the fifth append sweeps
-    assert list(log._rings) == ["items.item.99"]
-    # The group's newest id still resumes (nothing came after it), an older one gets a reset,
-    # and ids never repeat.
-    assert (await log.since("items.item.0", old[0])).reset is None
-    assert (await log.since("items.item.0", f"{log.epoch}-0")).reset == "expired"
-    assert (await log.append("items.item.0", record(0))).id != old[0]

@@ -11,7 +11,7 @@ from django_sse.subscribe import Subscription
 def live_subscription() -> Subscription:
     subscription = Subscription("bench")
     # Skip joining a hub: these tests drive push() themselves.
-    subscription._set_up, subscription._early = True, None
+    subscription._set_up = True
     return subscription
 
 
