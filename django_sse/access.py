@@ -46,7 +46,7 @@ from django.utils.crypto import constant_time_compare
 
 from . import conf
 from .db import release_database_connections
-from .delivery import Delivery
+from .delivery import Delivery, EventKey
 from .groups import layer_group
 from .hub import END_TYPE, Hub, current_layer, get_hub
 from .publish import _send_in_memory
@@ -233,6 +233,9 @@ class StreamAccess:
 
     def push(self, delivery: Delivery) -> bool:
         return True  # nothing is published to a control group; nothing of it reaches a client
+
+    def reset(self, reason: str, position: EventKey) -> bool:
+        return True  # a control group has no events to lose
 
     def end(self, error: Exception | None = None) -> None:
         if self.subscription is not None:

@@ -59,6 +59,7 @@ async def publish(group: str, event: Any) -> str:
     accepts. Delivery through the channel layer is at most once; a client that missed an event
     gets it from the replay log when it reconnects with its last id.
     """
+    process_role.warn_if_unheard()  # a shell on the in-memory layer reaches nobody: say so
     name = layer_group(group)
     record = make_record(event)
     delivery: Delivery = await get_log().append(group, record)
