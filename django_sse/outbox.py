@@ -11,10 +11,11 @@ every process that serves streams (``OUTBOX_RELAY_INTERVAL``), or ``manage.py ss
 Several relays may run at once (processes committing at the same moment). On databases with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL, MySQL 8, Oracle) each takes rows nobody else
 holds, and one that sees older rows held by another relay backs off, so that a group never
-receives a newer event before an older one. SQLite has no row locks: the relay deletes its rows
-first, which takes the database's write lock, and a relay that cannot get it (or finds its rows
-already taken) backs off. Publishing happens inside that transaction, so on SQLite other writers
-wait for the publish (normally a millisecond; the broker's timeout when it hangs).
+receives a newer event before an older one. SQLite has no row locks: a relay starts with a write,
+which takes the database's write lock, so relays run one after the other. Publishing happens
+inside that transaction, so on SQLite other writers wait for the publish (normally a
+millisecond; when the broker hangs, up to its timeout, and a writer whose SQLite ``timeout``
+is shorter fails with "database is locked").
 
 Delivery is at least once: a relay killed after publishing and before its commit leaves its rows
 to be published again.
@@ -191,7 +192,7 @@ def relay(using: str = "default", *, until: int | None = None) -> int:
     while True:
         count, last = _relay_batch(using)
         total += count
-        if count < BATCH or (until is not None and last >= until):
+        if count == 0 or (until is None and count < BATCH) or (until and last >= until):
             return total
 
 
@@ -199,6 +200,11 @@ def _relay_batch(using: str) -> tuple[int, int]:
     features = connections[using].features
     outbox = OutboxEvent.objects.using(using)
     with transaction.atomic(using=using):
+        if not features.has_select_for_update:
+            # SQLite: a write takes the database's write lock, and taking it first makes a
+            # concurrent relay wait for this one to commit (and then see what is left) instead
+            # of failing to turn its read into a write.
+            outbox.filter(id=-1).delete()
         queryset = outbox.order_by("id")
         if features.has_select_for_update_skip_locked:
             of = ("self",) if features.has_select_for_update_of else ()
@@ -214,7 +220,7 @@ def _relay_batch(using: str) -> tuple[int, int]:
         ids = [row.id for row in rows]
         deleted, _ = outbox.filter(id__in=ids).delete()
         if deleted != len(rows):
-            raise RelayBusy  # SQLite: another relay took some meanwhile
+            raise RelayBusy  # another relay took some meanwhile (a database without locks)
         publish_events(list(_events(rows)))
     return len(rows), ids[-1]
 

@@ -82,7 +82,8 @@ FIELD_TYPES: list[tuple[type[models.Field[Any, Any]], Any]] = [
 def python_type(model_field: models.Field[Any, Any]) -> Any:
     """The annotation for ``model_field``'s value (``None`` allowed when the field is nullable)."""
     if model_field.is_relation:
-        return python_type(model_field.target_field)  # type: ignore[attr-defined]
+        target = python_type(model_field.target_field)  # type: ignore[attr-defined]
+        return target | None if model_field.null else target
     if isinstance(model_field, models.GeneratedField):
         # The database computes it, and an expression may well give NULL.
         return python_type(model_field.output_field) | None  # type: ignore[arg-type]
