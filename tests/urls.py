@@ -17,4 +17,5 @@ urlpatterns = [
     path("", include("tests.live_views")),
     path("", include("tests.access_views")),
     path("", include("tests.reliability_views")),
+    path("", include("tests.fieldtypes.urls")),
 ]
