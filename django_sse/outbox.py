@@ -1,12 +1,17 @@
 """The transactional outbox: a model event is a row written in the transaction that saved the row.
 
 ``write()`` inserts the events of a save or delete into ``django_sse_outbox`` on the saving
-connection, inside its transaction: they commit with the change or roll back with it. An
+connection, inside its ``atomic()`` block: they commit with the change or roll back with it. An
 ``on_commit`` hook then relays: it publishes the pending rows in id order and deletes them in
 one transaction, so a row is deleted only if its publish returned. When publishing fails (the
 broker is down) or the process dies between its commit and the publish, the rows stay, and the
 next relay publishes them: the hook of the next commit on that database, the periodic relay of
 every process that serves streams (``OUTBOX_RELAY_INTERVAL``), or ``manage.py sse_relay``.
+
+A save outside ``atomic()`` (autocommit) has committed before ``post_save`` runs, so no row can
+share its transaction: its events are published at once and go to the outbox only if that
+fails, or if older events wait there (then they are relayed behind those). A crash between such
+a save and its publish loses the event; inside ``atomic()`` (or ``ATOMIC_REQUESTS``) it does not.
 
 Several relays may run at once (processes committing at the same moment). On databases with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL, MySQL 8, Oracle) each takes rows nobody else
@@ -118,15 +123,39 @@ def _reset(**kwargs: Any) -> None:
         _registry = _Registry()
 
 
+def messages(events: Iterable[Event]) -> list[tuple[str, ServerSentEvent]]:
+    """``(group, event)`` pairs for ``publish_many``: one per group of each event."""
+    return [
+        (group, ServerSentEvent(event=name, data=data))
+        for groups, name, data in events
+        for group in groups
+    ]
+
+
 def write(using: str, events: Sequence[Event]) -> bool:
     """Add ``events`` to the outbox in the current transaction of ``using``; relay on commit.
 
-    Returns ``False`` (writing nothing) when the database has no outbox table.
+    Returns ``False`` (doing nothing) when the database has no outbox table.
     """
     if not events:
         return True
     if not _registry.has_table(using):
         return False
+    connection = connections[using]
+    if not connection.in_atomic_block and connection.get_autocommit():
+        _write_in_autocommit(using, events)
+        return True
+    _insert(using, events)
+    if connection.in_atomic_block:
+        # One hook per write, so that Django drops it with a rolled-back savepoint exactly like
+        # the rows; the first hook of a commit relays, the others find nothing to do.
+        transaction.on_commit(partial(_relay_after_commit, using), using=using, robust=True)
+    # Else manual transaction management (set_autocommit(False)): Django has no commit hook
+    # there; the rows commit with the caller's commit and the next relay publishes them.
+    return True
+
+
+def _insert(using: str, events: Sequence[Event]) -> None:
     rows = OutboxEvent.objects.using(using).bulk_create(
         [
             OutboxEvent(groups=" ".join(groups), event=name, data=json_bytes(data).decode())
@@ -138,10 +167,23 @@ def write(using: str, events: Sequence[Event]) -> bool:
     state.dirty = True
     # Without RETURNING from bulk inserts the ids are unknown: relay everything pending.
     state.high = max(state.high, max(ids) if None not in ids else sys.maxsize)
-    # One hook per write, so that Django drops it with a rolled-back savepoint exactly like the
-    # rows; the first hook of a commit relays, the others find nothing to do.
-    transaction.on_commit(partial(_relay_after_commit, using), using=using, robust=True)
-    return True
+
+
+def _write_in_autocommit(using: str, events: Sequence[Event]) -> None:
+    # Outside atomic() Django runs post_save after the row has committed: no outbox row can
+    # share that transaction, and writing one first would only add two commits per save. So
+    # publish at once, and keep the events in the outbox when that fails, or when older events
+    # wait there (they go first: a group gets its events in the order they were committed).
+    if not OutboxEvent.objects.using(using).exists():
+        try:
+            publish_events(messages(events))
+            return
+        except Exception as exc:
+            _log_failure(using, exc)
+            _insert(using, events)
+            return
+    _insert(using, events)
+    relay_quietly(using)
 
 
 def _relay_after_commit(using: str) -> None:
@@ -162,15 +204,19 @@ def relay_quietly(using: str, until: int | None = None) -> int:
         if _is_sqlite_lock(using, exc):
             logger.debug("Outbox of %r: another relay holds the database", using)
         else:
-            logger.warning(
-                "Could not relay the outbox of database %r (%s: %s): its events stay in the "
-                "outbox until the next relay (the next commit, a server's periodic relay, or "
-                "manage.py sse_relay).",
-                using,
-                type(exc).__name__,
-                exc,
-            )
+            _log_failure(using, exc)
     return 0
+
+
+def _log_failure(using: str, exc: Exception) -> None:
+    logger.warning(
+        "Could not publish model events of database %r (%s: %s): they stay in the outbox "
+        "until the next relay (the next commit, a server's periodic relay, or "
+        "manage.py sse_relay).",
+        using,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def _is_sqlite_lock(using: str, exc: Exception) -> bool:
@@ -226,10 +272,7 @@ def _relay_batch(using: str) -> tuple[int, int]:
 
 
 def _events(rows: Iterable[OutboxEvent]) -> Iterable[tuple[str, ServerSentEvent]]:
-    for row in rows:
-        event = ServerSentEvent(event=row.event, data=json.loads(row.data))
-        for group in row.groups.split():
-            yield group, event
+    return messages((row.groups.split(), row.event, json.loads(row.data)) for row in rows)
 
 
 def databases() -> list[str]:

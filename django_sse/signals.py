@@ -33,7 +33,6 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from pydantic import BaseModel
 
 from . import conf
-from .events import ServerSentEvent
 from .groups import validate_group
 from .schemas import default_schema
 
@@ -155,10 +154,7 @@ def emit(events: list[Event], using: str) -> None:
         return
     if conf.get("OUTBOX") and outbox.write(using, events):
         return
-    messages = [
-        (group, ServerSentEvent(event=name, data=data)) for groups, name, data in events
-        for group in groups
-    ]  # fmt: skip
+    messages = outbox.messages(events)
     # robust: a broker that is down must not break the code that committed (the event is lost).
     transaction.on_commit(lambda: outbox.publish_events(messages), using=using, robust=True)
 

@@ -7,6 +7,7 @@ and a process killed after its commit: tests/test_outbox_processes.py.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -70,8 +71,12 @@ def test_a_rollback_takes_the_outbox_rows_with_it(published: Published) -> None:
     assert published == []
 
 
+@pytest.mark.parametrize("atomic", [True, False], ids=["atomic", "autocommit"])
 def test_a_failed_publish_leaves_the_events_for_the_next_commit(
-    monkeypatch: pytest.MonkeyPatch, published: Published, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    published: Published,
+    caplog: pytest.LogCaptureFixture,
+    atomic: bool,
 ) -> None:
     record = outbox.publish_events
     monkeypatch.setattr(outbox, "publish_events", broker_down)
@@ -80,7 +85,7 @@ def test_a_failed_publish_leaves_the_events_for_the_next_commit(
     assert OutboxEvent.objects.count() == 1
     assert "stay in the outbox" in caplog.text
     monkeypatch.setattr(outbox, "publish_events", record)
-    with transaction.atomic():
+    with transaction.atomic(durable=True) if atomic else contextlib.nullcontext():
         Item.objects.create(name="after it", price=1)
     # The older event first: a group sees its events in the order they were committed.
     assert names(published) == ["during the outage", "after it"]

@@ -1,0 +1,83 @@
+"""What a save of a registered model costs, with and without the outbox.
+
+Runs N ``Item.objects.create()`` in autocommit and in one ``atomic()`` block, for: the model not
+registered (Django alone), registered with ``OUTBOX=False`` (read-back + ``on_commit`` publish)
+and registered with the outbox (read-back + outbox row + relay after the commit). The channel
+layer is the in-memory one, so publishing costs the same little in both registered modes: the
+difference is the database work. Prints microseconds per save (the median of ``--rounds``).
+
+    DATABASE_URL=postgres://... python -m bench.outbox_cost --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+
+def measure(n: int, rounds: int) -> dict[str, Any]:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ.pop("REDIS_URL", None)
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.test import override_settings
+
+    from demo_project.items.models import Item
+    from django_sse import signals
+    from django_sse.models import OutboxEvent
+
+    call_command("migrate", verbosity=0)
+
+    def saves(atomic: bool) -> float:
+        begin = time.perf_counter()
+        if atomic:
+            with transaction.atomic():
+                for i in range(n):
+                    Item.objects.create(name=f"bench-{i}", price=i)
+        else:
+            for i in range(n):
+                Item.objects.create(name=f"bench-{i}", price=i)
+        elapsed = time.perf_counter() - begin
+        assert not OutboxEvent.objects.exists()
+        Item.objects.filter(name__startswith="bench-").delete()
+        return elapsed / n * 1e6
+
+    results: dict[str, Any] = {"vendor": connection.vendor, "n": n}
+    modes = [("not registered", None), ("OUTBOX=False", False), ("outbox", True)]
+    for atomic in (False, True):
+        for label, outbox in modes:
+            if outbox is None:
+                signals.unregister(Item)
+            sse = {**settings_dict(), "OUTBOX": bool(outbox)}
+            with override_settings(DJANGO_SSE=sse):
+                timings = [saves(atomic) for _ in range(rounds)]
+            if outbox is None:
+                signals.register(Item)
+            key = f"{'atomic' if atomic else 'autocommit'} / {label}"
+            results[key] = round(statistics.median(timings), 1)
+    return results
+
+
+def settings_dict() -> dict[str, Any]:
+    from django.conf import settings
+
+    return dict(getattr(settings, "DJANGO_SSE", {}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.n, args.rounds), indent=1))
+
+
+if __name__ == "__main__":
+    main()
