@@ -287,8 +287,8 @@ def relay_all(close: bool = False) -> int:
         try:
             if _registry.has_table(alias):
                 total += relay_quietly(alias)
-        except Exception:
-            logger.exception("Outbox relay of database %r failed", alias)
+        except Exception as exc:  # the database is unreachable, say: the next pass retries
+            logger.warning("Outbox relay pass on database %r failed: %s", alias, exc)
         finally:
             if close:
                 connections[alias].close()
@@ -308,13 +308,18 @@ class PeriodicRelay:
         self._thread: threading.Thread | None = None
 
     def ensure_running(self) -> None:
-        interval = conf.get("OUTBOX_RELAY_INTERVAL")
-        if not conf.get("OUTBOX") or not interval:
+        try:
+            interval = conf.get("OUTBOX_RELAY_INTERVAL")
+            if not conf.get("OUTBOX") or not interval:
+                return
+            interval = float(interval)
+        except Exception as exc:  # never fail the stream that started it
+            logger.error("No periodic outbox relay: %s", exc)
             return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, args=(float(interval),), name="django_sse-relay", daemon=True
+                    target=self._run, args=(interval,), name="django_sse-relay", daemon=True
                 )
                 self._thread.start()
 
