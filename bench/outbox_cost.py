@@ -7,7 +7,7 @@ layer is the in-memory one, so publishing costs the same little in both register
 difference is the database work. Prints microseconds per save: wall time (min and median of
 ``--rounds``, the modes interleaved) and this process's CPU time (not the database server's).
 
-    DATABASE_URL=postgres://... python -m bench.outbox_cost --n 1000
+    DATABASE_URL=postgres://... python -m bench.outbox_cost --n 1000 [--no-publish]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 
-def measure(n: int, rounds: int) -> dict[str, Any]:
+def measure(n: int, rounds: int, publish: bool = True) -> dict[str, Any]:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
@@ -36,6 +36,8 @@ def measure(n: int, rounds: int) -> dict[str, Any]:
 
     call_command("migrate", verbosity=0)
     outbox.relay()  # what an interrupted earlier run left
+    if not publish:
+        outbox.publish_events = lambda events: None  # type: ignore[assignment]
 
     def saves(atomic: bool) -> tuple[float, float]:
         begin, cpu = time.perf_counter(), time.process_time()
@@ -65,7 +67,12 @@ def measure(n: int, rounds: int) -> dict[str, Any]:
                     signals.register(Item)
                 key = f"{'atomic' if atomic else 'autocommit'} / {label}"
                 timings.setdefault(key, []).append(result)
-    results: dict[str, Any] = {"vendor": connection.vendor, "n": n, "rounds": rounds}
+    results: dict[str, Any] = {
+        "vendor": connection.vendor,
+        "n": n,
+        "rounds": rounds,
+        "publish": publish,
+    }
     for key, values in timings.items():
         walls = [wall for wall, _ in values]
         results[key] = {
@@ -86,8 +93,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-publish", action="store_true", help="publish nothing: the database work alone"
+    )
     args = parser.parse_args()
-    print(json.dumps(measure(args.n, args.rounds), indent=1))
+    print(json.dumps(measure(args.n, args.rounds, publish=not args.no_publish), indent=1))
 
 
 if __name__ == "__main__":
