@@ -75,17 +75,22 @@ def environment(redis_url: str, database_url: str, **extra: str) -> dict[str, st
     }
 
 
+# The PostgreSQL database outlives a run: every name is unique to the test that saves it.
 CREATE = """
 from demo_project.items.models import Item
 from django_sse.models import OutboxEvent
 item = Item.objects.create(name={name!r}, price="1.00")
-print(item.pk, OutboxEvent.objects.filter(groups__startswith="items.item ").count())
+print(item.pk, OutboxEvent.objects.filter(data__contains={name!r}).count())
 """
 
 PENDING = """
 from django_sse.models import OutboxEvent
-print(OutboxEvent.objects.filter(groups__startswith="items.item ").count())
+print(OutboxEvent.objects.filter(data__contains={name!r}).count())
 """
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def test_a_save_while_redis_is_down_reaches_a_live_client_once_redis_is_back(
@@ -97,26 +102,28 @@ def test_a_save_while_redis_is_down_reaches_a_live_client_once_redis_is_back(
     server = start("daphne", env=env)
     shell_env = {k: v for k, v in env.items() if k != "DJANGO_SSE_OUTBOX_RELAY_INTERVAL"}
 
+    before, during = unique("before"), unique("during")
+
     async def scenario() -> tuple[list[tuple[str, str]], str]:
         browser = ItemsBrowser(server.url, "/items/live")
         await browser.open()
         try:
-            await asyncio.to_thread(shell, CREATE.format(name="before"), shell_env)
-            await browser.wait_for("before")  # the client has a last id to resume from
+            await asyncio.to_thread(shell, CREATE.format(name=before), shell_env)
+            await browser.wait_for(before)  # the client has a last id to resume from
             redis_server.kill()
             # save() returns normally; its event waits in the outbox (published: 0 of 1).
-            during = await asyncio.to_thread(shell, CREATE.format(name="during"), shell_env)
+            saved = await asyncio.to_thread(shell, CREATE.format(name=during), shell_env)
             redis_server.start()
             # Nothing else saves: the server's periodic relay publishes it.
-            await browser.wait_for("during")
-            return await browser.settle(), during
+            await browser.wait_for(during)
+            return await browser.settle(), saved
         finally:
             await browser.close()
 
-    events, during = asyncio.run(scenario())
-    assert during.split()[1] == "1", "the event was not in the outbox after the save"
-    assert events == [("created", "before"), ("created", "during")]  # once each, in order
-    assert shell(PENDING, shell_env) == "0"
+    events, saved = asyncio.run(scenario())
+    assert saved.split()[1] == "1", "the event was not in the outbox after the save"
+    assert events == [("created", before), ("created", during)]  # once each, in order
+    assert shell(PENDING.format(name=during), shell_env) == "0"
     assert "stay in the outbox" not in server.log()  # the server itself never failed a relay
 
 
@@ -128,7 +135,7 @@ with transaction.atomic():
     # Registered before the save, so it runs before django_sse's relay hook: the row is
     # committed and the process is gone before anything is published.
     transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
-    Item.objects.create(name="killed", price="1.00")
+    Item.objects.create(name={name!r}, price="1.00")
 """
 
 
@@ -140,28 +147,32 @@ def test_an_event_of_a_process_killed_after_its_commit_is_published_by_the_relay
     # No periodic relay in the server: the command is what publishes it here.
     env = environment(redis_url, database, DJANGO_SSE_OUTBOX_RELAY_INTERVAL="0")
     server = start("daphne", env=env)
+    name = unique("killed")
     stream = LiveStream(server.url + "/items/live")
     try:
         assert stream.status == 200
         killed = subprocess.run(
-            [sys.executable, "manage.py", "shell", "--no-imports", "-c", KILLED_AFTER_COMMIT],
+            [
+                *(sys.executable, "manage.py", "shell", "--no-imports", "-c"),
+                KILLED_AFTER_COMMIT.format(name=name),
+            ],
             cwd=ROOT,
             env=server_env(env),
             capture_output=True,
             timeout=120,
         )
         assert killed.returncode == -signal.SIGKILL, killed.stderr
-        assert shell(PENDING, env) == "1"  # committed, never published
+        assert shell(PENDING.format(name=name), env) == "1"  # committed, never published
         assert shell("from demo_project.items.models import Item\n"
-                     "print(Item.objects.filter(name='killed').count())", env) == "1"  # fmt: skip
+                     f"print(Item.objects.filter(name={name!r}).count())", env) == "1"  # fmt: skip
         assert manage("sse_relay", env=env).strip() == "default: 1 event(s) published"
         [event] = stream.wait_for(1)
         events = stream.settle(1.0)
     finally:
         stream.close()
-    assert (event.type, json.loads(event.data)["name"]) == ("created", "killed")
+    assert (event.type, json.loads(event.data)["name"]) == ("created", name)
     assert len(events) == 1
-    assert shell(PENDING, env) == "0"
+    assert shell(PENDING.format(name=name), env) == "0"
 
 
 EVERY_FIELD = """
@@ -170,14 +181,14 @@ from django.db import transaction
 from demo_project.items.models import Item
 from tests.fieldtypes.models import EveryField
 with transaction.atomic():
-    Item.objects.create(name="unrelated", price="1.00")
+    Item.objects.create(name={name!r}, price="1.00")
     row = EveryField.objects.create(
         day=datetime.datetime(2024, 5, 6, 23, 30, tzinfo=datetime.UTC),
         file="files/report.pdf",
         image="images/photo.png",
         decimal=5,
     )
-print(row.pk, Item.objects.filter(name="unrelated").count())
+print(row.pk, Item.objects.filter(name={name!r}).count())
 """
 
 
@@ -191,7 +202,7 @@ def test_a_file_field_and_a_date_field_given_a_datetime_save_and_publish(
     stream = LiveStream(server.url + "/test/fieldtypes/live")
     try:
         assert stream.status == 200
-        pk, unrelated = shell(EVERY_FIELD, env).split()
+        pk, unrelated = shell(EVERY_FIELD.format(name=unique("unrelated")), env).split()
         [event] = stream.wait_for(1)
     finally:
         stream.close()
