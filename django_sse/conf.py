@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "REAUTHORIZE_INTERVAL": 60.0,
     # Prefix for channel-layer groups and Redis keys, so several projects can share a broker.
     "KEY_PREFIX": "django_sse",
+    # Model events go through a table written in the saving transaction (the outbox) and are
+    # published after the commit; False publishes from on_commit directly (lost if that fails).
+    "OUTBOX": True,
+    # Seconds between relay passes in a process that serves streams (None or 0: no such pass).
+    "OUTBOX_RELAY_INTERVAL": 2.0,
 }
 
 

@@ -261,6 +261,11 @@ class Hub:
             async with self._lock:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel()
+                    # A process that serves streams also relays what a failed publish or a
+                    # crashed process left in the outbox (django_sse.outbox).
+                    from .outbox import periodic_relay
+
+                    periodic_relay.ensure_running()
                     loop = asyncio.get_running_loop()
                     self._receiver = loop.create_task(self._receive(self.channel))
                     if not isinstance(self.layer, InMemoryChannelLayer):

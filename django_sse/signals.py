@@ -1,10 +1,19 @@
 """Publish a model's changes: ``register(Item)`` and every save or delete reaches subscribers.
 
 ``post_save`` and ``post_delete`` publish ``created``/``updated``/``deleted`` events (names are
-configurable) to a model group (``"items.item"``) and a per-object group (``"items.item.5"``).
-The event is published from ``transaction.on_commit``: nothing when the transaction rolls back,
-once when it commits. The payload is built by a pydantic schema when the signal fires, so it
-shows the row as it was saved (a deleted row still has its id).
+configurable) to a model group (``"items.item"``) and a per-object group (``"items.item.5"``),
+after the transaction commits: nothing when it rolls back, once when it commits. By default the
+events are written to the outbox (``django_sse.outbox``) in the saving transaction and relayed
+from there, so a broker outage or a crash after the commit loses nothing; with
+``DJANGO_SSE["OUTBOX"] = False`` they are published straight from ``on_commit``.
+
+The payload is built when the signal fires, from the row as the database returns it (read back
+by primary key in the same transaction), so a live event shows what a reload shows: Django does
+not normalise values on save (a ``DecimalField`` given ``5`` still holds ``Decimal("5")``, a
+``DateField`` given a ``datetime`` still holds it, an ``F()`` expression stays an expression).
+A deleted row is read back just before the delete when the instance was the one deleted;
+rows that a queryset delete or a cascade removes were just loaded from the database anyway.
+Nothing here makes a save fail: a payload that cannot be built is logged and not published.
 
 Signals cannot see ``QuerySet.update()``, ``bulk_create()``, ``bulk_update()``, raw SQL or
 ``QuerySet.delete()`` on fast paths; call ``publish_instances`` (or ``publish_queryset``) after
@@ -13,65 +22,72 @@ those.
 
 from __future__ import annotations
 
-import datetime
-import decimal
+import copy
 import logging
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models.signals import post_delete, post_save
-from pydantic import BaseModel, ConfigDict, create_model
+from django.db.models.signals import post_delete, post_save, pre_delete
+from pydantic import BaseModel
 
-from .events import ServerSentEvent
+from . import conf
 from .groups import validate_group
-from .publish import publish_many_sync
+from .schemas import default_schema
+
+__all__ = [
+    "ACTIONS",
+    "Registration",
+    "default_schema",
+    "publish_instances",
+    "publish_queryset",
+    "register",
+    "registration_for",
+    "unregister",
+]
 
 logger = logging.getLogger("django_sse")
 
 ACTIONS = ("created", "updated", "deleted")
+# Primary keys per read-back query (publish_instances): well under every backend's limit.
+READ_BACK_CHUNK = 500
+# Where pre_delete leaves a deleted instance's event for post_delete.
+_DELETED = "_django_sse_deleted_event"
 
-_FIELD_TYPES: list[tuple[type[models.Field[Any, Any]], Any]] = [
-    (models.BooleanField, bool),
-    (models.AutoField, int),
-    (models.BigAutoField, int),
-    (models.SmallAutoField, int),
-    (models.IntegerField, int),
-    (models.FloatField, float),
-    (models.DecimalField, decimal.Decimal),
-    (models.DateTimeField, datetime.datetime),  # before DateField: it is a subclass
-    (models.DateField, datetime.date),
-    (models.TimeField, datetime.time),
-    (models.DurationField, datetime.timedelta),
-    (models.UUIDField, uuid.UUID),
-    (models.CharField, str),
-    (models.TextField, str),
-]
+Event = tuple[list[str], str, Any]  # (groups, event name, JSON-able payload)
 
 
-def _python_type(model_field: models.Field[Any, Any]) -> Any:
-    if model_field.is_relation:
-        target = model_field.target_field  # type: ignore[attr-defined]
-        return _python_type(target)
-    for field_class, python_type in _FIELD_TYPES:
-        if isinstance(model_field, field_class):
-            return python_type | None if model_field.null else python_type
-    return Any
+def read_back(instances: Sequence[models.Model], using: str) -> list[models.Model]:
+    """Copies of ``instances`` (one model) holding their columns as the database returns them.
 
-
-def default_schema(model: type[models.Model]) -> type[BaseModel]:
-    """A pydantic model of ``model``'s concrete fields (foreign keys as ``<name>_id``)."""
-    fields: dict[str, Any] = {}
-    for model_field in model._meta.concrete_fields:
-        fields[model_field.attname] = (_python_type(model_field), ...)
-    schema: type[BaseModel] = create_model(
-        f"{model.__name__}Event",
-        __config__=ConfigDict(from_attributes=True),
-        **fields,
-    )
-    return schema
+    The copies keep everything else of the instance (attributes a custom schema may read, cached
+    relations); an instance whose row is not in the database is returned as it is.
+    """
+    if not instances:
+        return []
+    model = type(instances[0])
+    pk_field = model._meta.pk
+    assert pk_field is not None
+    attnames = [f.attname for f in model._meta.concrete_fields]
+    pks = [pk_field.to_python(i.pk) for i in instances if i.pk is not None]
+    rows: dict[Any, dict[str, Any]] = {}
+    manager = model._base_manager.db_manager(using)
+    for start in range(0, len(pks), READ_BACK_CHUNK):
+        chunk = pks[start : start + READ_BACK_CHUNK]
+        for row in manager.filter(pk__in=chunk).values(*attnames):
+            rows[row[pk_field.attname]] = row
+    copies: list[models.Model] = []
+    for instance in instances:
+        values = None if instance.pk is None else rows.get(pk_field.to_python(instance.pk))
+        if values is None:
+            copies.append(instance)
+            continue
+        snapshot = copy.copy(instance)
+        for name, value in values.items():
+            setattr(snapshot, name, value)
+        copies.append(snapshot)
+    return copies
 
 
 @dataclass
@@ -100,24 +116,57 @@ class Registration:
                 groups.append(object_group)
         return groups
 
-    def event(self, instance: models.Model, action: str) -> ServerSentEvent:
-        payload = self.schema.model_validate(instance, from_attributes=True)
-        return ServerSentEvent(event=self.events[action], data=payload)
+    def payload(self, instance: models.Model) -> Any:
+        """The JSON form of ``instance`` through the schema (a dict for the default schema)."""
+        return self.schema.model_validate(instance, from_attributes=True).model_dump(
+            mode="json", by_alias=True
+        )
 
-    def events_for(self, instance: models.Model, action: str) -> list[tuple[str, ServerSentEvent]]:
-        # Built now: after a delete, or a later save in the same transaction, the instance
-        # no longer shows what this signal saw.
-        event = self.event(instance, action)
-        return [(group, event) for group in self.groups_for(instance)]
+    def event_for(self, instance: models.Model, action: str) -> Event | None:
+        """The event of ``instance`` as it is (read it back first); ``None`` if it cannot be
+        built, which is logged: a schema that raises must not break the code that saved."""
+        try:
+            return self.groups_for(instance), self.events[action], self.payload(instance)
+        except Exception:
+            logger.exception(
+                "Could not build the %r event of %s pk=%r: it is not published (the save itself "
+                "is not affected). Check the schema registered for this model.",
+                action,
+                self.model._meta.label,
+                instance.pk,
+            )
+            return None
 
-    def publish_on_commit(self, instance: models.Model, action: str, using: str) -> None:
-        _publish_on_commit(self.events_for(instance, action), using)
+    def events_for(self, instances: Sequence[models.Model], action: str, using: str) -> list[Event]:
+        if action != "deleted":
+            # Built now: a later save in the same transaction would change what is read back.
+            instances = read_back(instances, using)
+        events = [self.event_for(instance, action) for instance in instances]
+        return [event for event in events if event is not None]
 
 
-def _publish_on_commit(events: list[tuple[str, ServerSentEvent]], using: str) -> None:
-    if events:
-        # robust: a broker that is down must not break the code that committed.
-        transaction.on_commit(lambda: publish_many_sync(events), using=using, robust=True)
+def emit(events: list[Event], using: str) -> None:
+    """Publish ``events`` once the current transaction of ``using`` commits (at once in
+    autocommit): through the outbox, or straight from ``on_commit`` without it."""
+    from . import outbox  # its model must not be imported before the app registry is ready
+
+    if not events:
+        return
+    if conf.get("OUTBOX") and outbox.write(using, events):
+        return
+    messages = outbox.messages(events)
+    # robust: a broker that is down must not break the code that committed (the event is lost).
+    transaction.on_commit(lambda: outbox.publish_events(messages), using=using, robust=True)
+
+
+def _never_raise(handler: Callable[..., None]) -> Callable[..., None]:
+    def guarded(sender: Any, instance: models.Model, **kwargs: Any) -> None:
+        try:
+            handler(instance, **kwargs)
+        except Exception:
+            logger.exception("django_sse could not handle a change of %r", instance)
+
+    return guarded
 
 
 _registry: dict[type[models.Model], Registration] = {}
@@ -151,19 +200,36 @@ def register(
         object_groups=object_groups,
     )
 
-    def saved(sender: Any, instance: models.Model, created: bool, **kwargs: Any) -> None:
+    def saved(instance: models.Model, created: bool, **kwargs: Any) -> None:
         if kwargs.get("raw"):  # loaddata: fixtures are not live changes
             return
+        using = kwargs.get("using") or "default"
         action = "created" if created else "updated"
-        registration.publish_on_commit(instance, action, kwargs.get("using") or "default")
+        emit(registration.events_for([instance], action, using), using)
 
-    def deleted(sender: Any, instance: models.Model, **kwargs: Any) -> None:
-        registration.publish_on_commit(instance, "deleted", kwargs.get("using") or "default")
+    def deleting(instance: models.Model, **kwargs: Any) -> None:
+        # The instance a caller deleted may differ from its row (never reloaded after a save):
+        # read the row while it is still there. Queryset deletes and cascades load their rows.
+        if kwargs.get("origin") is instance:
+            using = kwargs.get("using") or "default"
+            [snapshot] = read_back([instance], using)
+            instance.__dict__[_DELETED] = registration.event_for(snapshot, "deleted")
+
+    def deleted(instance: models.Model, **kwargs: Any) -> None:
+        using = kwargs.get("using") or "default"
+        if _DELETED in instance.__dict__:
+            event = instance.__dict__.pop(_DELETED)
+            events = [] if event is None else [event]
+        else:
+            events = registration.events_for([instance], "deleted", using)
+        emit(events, using)
 
     uid = f"django_sse:{model._meta.label_lower}"
-    post_save.connect(saved, sender=model, weak=False, dispatch_uid=uid)
-    post_delete.connect(deleted, sender=model, weak=False, dispatch_uid=uid)
-    registration.receivers = [saved, deleted]
+    receivers = [_never_raise(saved), _never_raise(deleting), _never_raise(deleted)]
+    post_save.connect(receivers[0], sender=model, weak=False, dispatch_uid=uid)
+    pre_delete.connect(receivers[1], sender=model, weak=False, dispatch_uid=uid)
+    post_delete.connect(receivers[2], sender=model, weak=False, dispatch_uid=uid)
+    registration.receivers = receivers
     _registry[model] = registration
     return registration
 
@@ -174,6 +240,7 @@ def unregister(model: type[models.Model]) -> None:
         return
     uid = f"django_sse:{model._meta.label_lower}"
     post_save.disconnect(sender=model, dispatch_uid=uid)
+    pre_delete.disconnect(sender=model, dispatch_uid=uid)
     post_delete.disconnect(sender=model, dispatch_uid=uid)
 
 
@@ -190,14 +257,19 @@ def publish_instances(
     """Publish ``action`` for instances changed behind the signals' back (bulk operations).
 
     Like the signal handlers, it publishes on commit of the current transaction (at once in
-    autocommit mode). Pass the instances as they are now, e.g. re-read after ``update()``.
+    autocommit mode), through the outbox, with each row read back from the database (one query
+    per 500 rows), except for ``"deleted"``: those rows are gone, their instances are sent as
+    they are.
     """
     if action not in ACTIONS:
         raise ValueError(f"Unknown action {action!r}: use {', '.join(ACTIONS)}.")
-    events: list[tuple[str, ServerSentEvent]] = []
+    by_model: dict[type[models.Model], list[models.Model]] = {}
     for instance in instances:
-        events += registration_for(type(instance)).events_for(instance, action)
-    _publish_on_commit(events, using)
+        by_model.setdefault(type(instance), []).append(instance)
+    events: list[Event] = []
+    for model, group in by_model.items():
+        events += registration_for(model).events_for(group, action, using)
+    emit(events, using)
 
 
 def publish_queryset(queryset: models.QuerySet[Any], action: str = "updated") -> None:

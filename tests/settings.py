@@ -5,6 +5,13 @@ import os
 from demo_project.settings import *  # noqa: F403
 
 ROOT_URLCONF = "tests.urls"
+# A model with every built-in field type, registered for live updates.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.fieldtypes"]  # noqa: F405
+
+if os.environ.get("DJANGO_SSE_OUTBOX"):
+    DJANGO_SSE["OUTBOX"] = os.environ["DJANGO_SSE_OUTBOX"] == "1"  # noqa: F405
+if os.environ.get("DJANGO_SSE_OUTBOX_RELAY_INTERVAL"):
+    DJANGO_SSE["OUTBOX_RELAY_INTERVAL"] = float(os.environ["DJANGO_SSE_OUTBOX_RELAY_INTERVAL"])  # noqa: F405
 
 if os.environ.get("DJANGO_SSE_SUBSCRIBER_MAX_BYTES"):
     # The frozen-client tests' control case: "0" turns the byte budget off.

@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("tests.access_views")),
     path("", include("tests.reliability_views")),
     path("", include("tests.order_views")),
+    path("", include("tests.fieldtypes.urls")),
 ]

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from django_sse.views import SubscriptionView
+
+urlpatterns = [
+    path("test/fieldtypes/live", SubscriptionView.as_view(group="fieldtypes.everyfield")),
+]
