@@ -18,7 +18,7 @@ if os.environ.get("DJANGO_SSE_SUBSCRIBER_MAX_BYTES"):
     DJANGO_SSE["SUBSCRIBER_MAX_BYTES"] = int(os.environ["DJANGO_SSE_SUBSCRIBER_MAX_BYTES"]) or None  # noqa: F405
 
 # The README's Access-control example streams the changes of this app's Order model.
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.orders"]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.orders"]
 if os.environ.get("DJANGO_SSE_REAUTHORIZE_INTERVAL"):
     DJANGO_SSE["REAUTHORIZE_INTERVAL"] = float(os.environ["DJANGO_SSE_REAUTHORIZE_INTERVAL"])  # noqa: F405
 if os.environ.get("DJANGO_SSE_REPLAY_WINDOW"):
