@@ -269,25 +269,33 @@ class EventSourceResponse(StreamingHttpResponse):
 # with ``request_finished``, though, and runs each request in an asgiref
 # ``ThreadSensitiveContext`` of its own that every task and thread of that request sees: that
 # context says which primed streams belonged to the finished request. Those never started are
-# released. (The test client runs no such context: its caller reads the response later.)
+# released. A request may even finish before its stream is primed: a thread cannot be
+# cancelled, so the middleware below a sync-only one (WhiteNoise) runs on after Django gave the
+# request up. (The test client runs no such context: its caller reads the response later.)
 
 _unsent: weakref.WeakKeyDictionary[object, list[EventStream]] = weakref.WeakKeyDictionary()
-_unsent_lock = threading.Lock()
+_finished: weakref.WeakSet[object] = weakref.WeakSet()
+_lock = threading.Lock()
 
 
 def _guard_until_request_finished(stream: EventStream) -> None:
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is None:
         return
-    with _unsent_lock:
-        _unsent.setdefault(request, []).append(stream)
+    with _lock:
+        finished = request in _finished
+        if not finished:
+            _unsent.setdefault(request, []).append(stream)
+    if finished:
+        stream.release()
 
 
 def _release_unsent(**kwargs: Any) -> None:
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is None:
         return
-    with _unsent_lock:
+    with _lock:
+        _finished.add(request)
         streams = _unsent.pop(request, ())
     for stream in streams:
         if not stream.started:
