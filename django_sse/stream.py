@@ -22,6 +22,7 @@ coroutine of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Generator
 from typing import Protocol
@@ -89,6 +90,7 @@ class EventStream:
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The source was started on ``loop`` outside the stream (``EventSourceResponse.prime``)."""
         self._loop = loop
+        quiet_cancelled_requests()
 
     def __aiter__(self) -> EventStream:
         return self
@@ -103,6 +105,7 @@ class EventStream:
     async def _begin(self) -> bytes:
         source = self._source
         self._loop = asyncio.get_running_loop()
+        quiet_cancelled_requests()
         source.start()
         await source.setup()  # a subscription joins the hub and replays here
         if self._state == _DONE:  # released while it was setting up
@@ -187,3 +190,26 @@ def _start_release(stream: EventStream) -> None:
     task = asyncio.get_running_loop().create_task(stream.aclose())
     _releasing.add(task)
     task.add_done_callback(_releasing.discard)
+
+
+class _CancelledRequestFilter(logging.Filter):
+    """Drops uvicorn's traceback for a request it cancelled while shutting down.
+
+    When ``--timeout-graceful-shutdown`` runs out, uvicorn cancels every request still running
+    and logs "Exception in ASGI application" with a traceback for each: one per open event
+    stream, for what is the normal end of a stream there. Its own line before them, "Cancel N
+    running task(s), timeout graceful shutdown exceeded", says what happened.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, asyncio.CancelledError)
+            and str(record.msg).startswith("Exception in ASGI application")
+        )
+
+
+@functools.cache
+def quiet_cancelled_requests() -> None:
+    """Install the filter once, when the first stream starts (uvicorn has set up its logging)."""
+    logging.getLogger("uvicorn.error").addFilter(_CancelledRequestFilter())
