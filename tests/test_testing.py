@@ -111,3 +111,15 @@ async def test_read_events_with_the_async_client_and_publish_in_between() -> Non
     await publish("x.testing-client", {"n": 2})
     assert [e.json() for e in await read_events(response, 1)] == [{"n": 2}]
     assert get_hub().groups() == {"x.testing-client": 1}
+
+
+@pytest.mark.urls("tests.urls")
+async def test_closing_the_streaming_content_releases_the_subscription() -> None:
+    response = await AsyncClient().get("/test/live/open/testing-close")
+    await publish("x.testing-close", 1)
+    assert len(await read_events(response, 1)) == 1
+    assert get_hub().groups() == {"x.testing-close": 1}
+    await response.streaming_content.aclose()
+    async with asyncio.timeout(10):
+        while get_hub().groups():  # noqa: ASYNC110  (released on the loop, soon)
+            await asyncio.sleep(0.01)
