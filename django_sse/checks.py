@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import django
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
@@ -13,7 +12,6 @@ from . import conf
 
 # Common idle timeouts: nginx proxy_read_timeout, AWS ALB, Heroku's router, Cloudflare (100 s).
 PROXY_IDLE_TIMEOUT = 60.0
-GZIP = "django.middleware.gzip.GZipMiddleware"
 IN_MEMORY_LAYER = "channels.layers.InMemoryChannelLayer"
 ASGI_RUNSERVERS = ("daphne", "channels")
 
@@ -59,21 +57,6 @@ def check_server(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             hint="Add 'daphne' at the top of INSTALLED_APPS (runserver then serves ASGI), and "
             "deploy with an ASGI server (daphne, uvicorn, granian, hypercorn).",
             id="django_sse.W002",
-        )
-    ]
-
-
-@register(Tags.compatibility)
-def check_gzip(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if GZIP not in settings.MIDDLEWARE or django.VERSION >= (6, 1):
-        return []
-    return [
-        Warning(
-            "GZipMiddleware on Django < 6.1 does not flush compressed event streams per "
-            "event: browsers receive events late, in lumps.",
-            hint="Remove GZipMiddleware (compress at the proxy, which knows text/event-stream), "
-            "or exempt the stream views, e.g. with a middleware that skips them.",
-            id="django_sse.W003",
         )
     ]
 

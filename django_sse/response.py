@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+import asyncio
+import math
+import threading
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from numbers import Real
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import request_finished
 from django.http import StreamingHttpResponse
 
 from . import conf
@@ -16,21 +23,90 @@ from .subscribe import Subscription
 from .threaded import iterate_in_thread
 
 DEFAULT_HEADERS = {
-    "Content-Type": "text/event-stream",
+    "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache, no-store, no-transform",
     "X-Accel-Buffering": "no",
+    # Compression middleware leaves alone a response that already has a Content-Encoding
+    # (GZipMiddleware, and nginx's gzip too). An event stream must not be compressed: Django
+    # 5.2's GZipMiddleware would hold events back or send each as a gzip member of its own
+    # (most clients decode only the first), and compressing per connection would undo
+    # "encode once" for every subscriber of a fan-out.
+    "Content-Encoding": "identity",
 }
 
 WSGI_ERROR = (
     "EventSourceResponse got an async iterable but is being served under WSGI, which would "
     "buffer the endless stream forever. Serve the project with an ASGI server: add 'daphne' "
-    "to INSTALLED_APPS (runserver becomes ASGI) or run uvicorn/daphne on your asgi.py."
+    "to INSTALLED_APPS (runserver becomes ASGI) or run uvicorn/daphne on your asgi.py. In "
+    "tests, read it with django.test.AsyncClient, not the sync Client."
 )
+SYNC_READ_ERROR = (
+    "EventSourceResponse streams asynchronously: read it with django.test.AsyncClient "
+    "(async for chunk in response.streaming_content, or django_sse.testing.read_events), "
+    "not with the sync test Client or a sync for loop."
+)
+
+
+def validate_ping_interval(value: object) -> float:
+    """Seconds of silence before a ``: ping``, as a float; ``0`` turns pings off."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"ping_interval must be a number of seconds (int or float), not {value!r}.")
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
+        raise ValueError(
+            f"ping_interval must be a finite number of seconds >= 0 (0 turns pings off), "
+            f"not {value!r}."
+        )
+    return seconds
+
+
+# Django's own property: django-stubs declares it as a plain attribute.
+_django_streaming_content: property = vars(StreamingHttpResponse)["streaming_content"]
 
 
 async def _nothing() -> AsyncIterator[bytes]:
     return
     yield
+
+
+class _AsyncContent:
+    """``streaming_content`` of an async stream: an async iterator that cannot be read in sync.
+
+    Iterated synchronously (the sync test ``Client``, a ``for`` loop) it raises a
+    ``TypeError`` that says what to do instead of running the stream without an event loop;
+    Django, seeing that ``iter()`` fails, still takes it for the async iterator it is. A sync
+    source is read synchronously, as under WSGI. Closing it closes the stream, through whatever
+    wraps it (``AsyncClient``'s wrapper).
+    """
+
+    __slots__ = ("_iterator", "_sync", "_underlying")
+
+    def __init__(
+        self,
+        iterator: AsyncIterator[bytes],
+        underlying: object,
+        sync: Callable[[], Iterator[bytes]] | None,
+    ) -> None:
+        self._iterator = iterator
+        self._underlying = underlying
+        self._sync = sync
+
+    def __aiter__(self) -> _AsyncContent:
+        return self
+
+    def __anext__(self) -> Any:
+        return self._iterator.__anext__()
+
+    async def aclose(self) -> None:
+        for iterator in (self._iterator, self._underlying):
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._sync is None:
+            raise TypeError(SYNC_READ_ERROR)
+        return self._sync()
 
 
 class EventSourceResponse(StreamingHttpResponse):
@@ -55,7 +131,7 @@ class EventSourceResponse(StreamingHttpResponse):
             for default in [d for d in merged if d.lower() == name.lower()]:
                 del merged[default]
             merged[name] = value
-        self.ping_interval: float | None = (
+        self._ping_interval = validate_ping_interval(
             conf.get("PING_INTERVAL") if ping_interval is None else ping_interval
         )
         self._sync_content: Iterable[Any] | None = None
@@ -79,16 +155,37 @@ class EventSourceResponse(StreamingHttpResponse):
         )
         if subscription is not None:
             self._pump = subscription
-        self._event_stream: AsyncIterator[bytes] = (
+        self._event_stream: EventStream | None = (
             EventStream(
                 self._pump,
-                self.ping_interval,
+                self._ping_interval,
                 resumable=isinstance(self._pump, Subscription),
             )
             if self._pump is not None
-            else _nothing()
+            else None
         )
-        super().__init__(self._event_stream, status=status, headers=merged, reason=reason)
+        body: AsyncIterator[bytes] = self._event_stream or _nothing()
+        super().__init__(body, status=status, headers=merged, reason=reason)
+        if self._event_stream is not None:
+            # Django calls close() when it is done with a response, also one it never iterated
+            # (the client left while the headers were being sent).
+            closers: list[Callable[[], None]] = self._resource_closers  # type: ignore[attr-defined]
+            closers.append(self._event_stream.release)
+
+    @property
+    def streams_sync(self) -> bool:
+        """Whether the response can be served without an event loop (WSGI): a sync source."""
+        return self._event_stream is None or self._sync_content is not None
+
+    @property
+    def ping_interval(self) -> float:
+        return self._ping_interval
+
+    @ping_interval.setter
+    def ping_interval(self, value: float) -> None:
+        self._ping_interval = validate_ping_interval(value)
+        if self._event_stream is not None:
+            self._event_stream.ping_interval = self._ping_interval
 
     async def prime(self, wait: float | None = None) -> None:
         """Start the source and wait up to ``wait`` seconds for its first event.
@@ -97,14 +194,16 @@ class EventSourceResponse(StreamingHttpResponse):
         change, so that Django turns ``Http404`` or ``PermissionDenied`` into the proper response.
         ``EventStreamMiddleware`` calls this for every event stream.
         """
-        if self._pump is None:
+        if self._pump is None or self._event_stream is None:
             return
+        self._event_stream.bind(asyncio.get_running_loop())
         try:
             if isinstance(self._pump, Subscription):
                 # Joining and replaying is all that can fail early: no need to wait for an event.
                 await self._pump.setup()
                 if not isinstance(self._pump.error, ImproperlyConfigured):
                     # A broker or database outage: a 200 that tells the browser to come back.
+                    _guard_until_request_finished(self._event_stream)
                     return
             else:
                 self._pump.start()
@@ -117,19 +216,40 @@ class EventSourceResponse(StreamingHttpResponse):
         if self._pump.finished and self._pump.error is not None and not self._pump.has_data:
             error, self._pump.error = self._pump.error, None
             raise error
+        _guard_until_request_finished(self._event_stream)
+
+    def _get_streaming_content(self) -> Any:
+        if not self.is_async:
+            return _django_streaming_content.__get__(self)
+        iterator: object = getattr(self, "_iterator", None)
+        sync = self.__iter__ if self._sync_content is not None else None
+        if self._event_stream is not None and iterator is self._event_stream:
+            # Our own bytes: Django's per-chunk make_bytes wrapper has nothing to do.
+            return _AsyncContent(self._event_stream, None, sync)
+        return _AsyncContent(_django_streaming_content.__get__(self), iterator, sync)
+
+    streaming_content = property(_get_streaming_content, _django_streaming_content.fset)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # Skip Django's per-chunk make_bytes wrapper unless a middleware replaced the content.
         current: object = getattr(self, "_iterator", None)
-        if current is self._event_stream:
+        if self._event_stream is not None and current is self._event_stream:
             return self._event_stream
         wrapped: AsyncIterator[bytes] = super().__aiter__()
         return wrapped
 
     def __iter__(self) -> Iterator[bytes]:
+        # WSGI (and the sync test Client): only a sync source can be served there.
+        if self._event_stream is None:
+            return iter(())
         if self._sync_content is None:
             raise RuntimeError(WSGI_ERROR)
         return self._sync_events(self._sync_content)
+
+    def getvalue(self) -> bytes:
+        if self.is_async:
+            raise TypeError(SYNC_READ_ERROR)
+        return super().getvalue()
 
     @staticmethod
     def _sync_events(content: Iterable[Any]) -> Iterator[bytes]:
@@ -138,3 +258,48 @@ class EventSourceResponse(StreamingHttpResponse):
             chunk = encode_item(item)
             if chunk:
                 yield chunk
+
+
+# --- Streams whose response Django dropped ---------------------------------------------------
+#
+# A primed stream has joined its group (or started its generator) before Django sends the
+# response. When the client leaves after that and before the response starts (while an outer
+# middleware runs), Django cancels the request and drops the response without iterating or
+# closing it; an outer middleware may also replace it. Django ends every request it handles
+# with ``request_finished``, though, and runs each request in an asgiref
+# ``ThreadSensitiveContext`` of its own that every task and thread of that request sees: that
+# context says which primed streams belonged to the finished request. Those never started are
+# released. A request may even finish before its stream is primed: a thread cannot be
+# cancelled, so the middleware below a sync-only one (WhiteNoise) runs on after Django gave the
+# request up. (The test client runs no such context: its caller reads the response later.)
+
+_unsent: weakref.WeakKeyDictionary[object, list[EventStream]] = weakref.WeakKeyDictionary()
+_finished: weakref.WeakSet[object] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def _guard_until_request_finished(stream: EventStream) -> None:
+    request = SyncToAsync.thread_sensitive_context.get(None)
+    if request is None:
+        return
+    with _lock:
+        finished = request in _finished
+        if not finished:
+            _unsent.setdefault(request, []).append(stream)
+    if finished:
+        stream.release()
+
+
+def _release_unsent(**kwargs: Any) -> None:
+    request = SyncToAsync.thread_sensitive_context.get(None)
+    if request is None:
+        return
+    with _lock:
+        _finished.add(request)
+        streams = _unsent.pop(request, ())
+    for stream in streams:
+        if not stream.started:
+            stream.release()
+
+
+request_finished.connect(_release_unsent, dispatch_uid="django_sse.release_unsent")

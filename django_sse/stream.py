@@ -5,8 +5,14 @@ of the thousands of connections a fan-out wakes at once: the ``asend`` object of
 ``async for``, the iterator of the awaited future. Those objects live until the next event, so
 the cyclic collector sees them survive, promotes them, and traces every connection's objects
 again in frequent full collections (measured: about a quarter of a 5,000-subscriber fan-out's
-CPU). This iterator is its own awaitable and hands the source's wake-up future straight to the
-task, so the steady state of a stream creates only that future.
+CPU). So ``__anext__`` hands out one small awaitable per stream (``_Step``), made once and
+reused for every event, which gives the source's wake-up future straight to the task: the
+steady state of a stream creates only that future.
+
+The awaitable is an object of its own, not the stream: it needs ``__iter__`` (``yield from``
+in ``asyncio.ensure_future``), and Django takes any response content with ``__iter__`` for a
+sync iterator (``is_async`` false, ``streaming_content`` a sync ``map``: GZipMiddleware,
+``AsyncClient`` and every middleware that wraps the content break).
 
 The first step (start the source, join the hub, the opening comment) is an ordinary coroutine;
 only the step that repeats for every event is hand-written, and an idle stream holds no
@@ -16,6 +22,7 @@ coroutine of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Generator
 from typing import Protocol
@@ -60,48 +67,61 @@ _NEW, _RUNNING, _DONE = range(3)
 
 
 class EventStream:
-    """Async iterator of the bytes to write: events, ``: ping`` while idle, then the end."""
+    """Async iterator of the bytes to write: events, ``: ping`` while idle, then the end.
 
-    def __init__(self, source: Source, ping_interval: float | None, *, resumable: bool) -> None:
+    ``ping_interval`` may change while the stream runs: the next wait uses the new value.
+    """
+
+    def __init__(self, source: Source, ping_interval: float, *, resumable: bool) -> None:
         self._source = source
-        self._ping_interval = ping_interval
+        self.ping_interval = ping_interval
         # A subscription that fails tells the browser when to come back (RETRY_AFTER_FAILURE).
         self._resumable = resumable
         self._state = _NEW
         self._waiter: asyncio.Future[None] | None = None
+        self._step = _Step(self)
+        # The loop the source runs on, once it was started: ``release`` may come from any thread.
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether anyone has begun to iterate the stream (or it is over)."""
+        return self._state != _NEW
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The source was started on ``loop`` outside the stream (``EventSourceResponse.prime``)."""
+        self._loop = loop
+        quiet_cancelled_requests()
 
     def __aiter__(self) -> EventStream:
         return self
 
     def __anext__(self) -> Awaitable[bytes]:
         if self._state == _RUNNING:
-            return self  # awaited below: __await__ and __next__
+            return self._step
         if self._state == _DONE:
             raise StopAsyncIteration
         return self._begin()
 
     async def _begin(self) -> bytes:
         source = self._source
+        self._loop = asyncio.get_running_loop()
+        quiet_cancelled_requests()
         source.start()
         await source.setup()  # a subscription joins the hub and replays here
+        if self._state == _DONE:  # released while it was setting up
+            raise StopAsyncIteration
         self._state = _RUNNING
         if source.has_data or source.finished:
             return self._after_wait()
         # Nothing to send yet: the comment makes Daphne write the headers (see OPENING).
         return OPENING
 
-    def __await__(self) -> Generator[asyncio.Future[None], None, bytes]:
-        # A task only calls __next__ (and throw/close when present) on what it awaits.
-        return self  # type: ignore[return-value]
-
-    def __iter__(self) -> Generator[asyncio.Future[None], None, bytes]:
-        return self  # type: ignore[return-value]  # ``yield from`` (asyncio.ensure_future)
-
-    def __next__(self) -> asyncio.Future[None]:
+    def _next(self) -> asyncio.Future[None]:
         """One step of the steady state: suspend on the source's future, or return bytes."""
         waiter = self._waiter
         if waiter is None:
-            waiter = self._source.waiter(self._ping_interval)
+            waiter = self._source.waiter(self.ping_interval)
             if waiter is not None:
                 self._waiter = waiter
                 # What ``Future.__await__`` sets before handing itself to the task.
@@ -129,3 +149,68 @@ class EventStream:
         self._state = _DONE
         self._waiter = None
         await self._source.close()
+
+    def release(self) -> None:
+        """``aclose`` from any thread, without waiting: for owners that cannot await it.
+
+        A source that was never started holds nothing and needs no release.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(_start_release, self)
+        except RuntimeError:  # the loop is closed, and everything on it is gone
+            pass
+
+
+class _Step:
+    """The awaitable of every ``__anext__`` after the first: one per stream, reused."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: EventStream) -> None:
+        self._stream = stream
+
+    def __await__(self) -> Generator[asyncio.Future[None], None, bytes]:
+        # A task only calls __next__ (and throw/close when present) on what it awaits.
+        return self  # type: ignore[return-value]
+
+    def __iter__(self) -> Generator[asyncio.Future[None], None, bytes]:
+        return self  # type: ignore[return-value]  # ``yield from`` (asyncio.ensure_future)
+
+    def __next__(self) -> asyncio.Future[None]:
+        return self._stream._next()
+
+
+# Releases under way: the loop keeps only weak references to tasks.
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def _start_release(stream: EventStream) -> None:
+    task = asyncio.get_running_loop().create_task(stream.aclose())
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+class _CancelledRequestFilter(logging.Filter):
+    """Drops uvicorn's traceback for a request it cancelled while shutting down.
+
+    When ``--timeout-graceful-shutdown`` runs out, uvicorn cancels every request still running
+    and logs "Exception in ASGI application" with a traceback for each: one per open event
+    stream, for what is the normal end of a stream there. Its own line before them, "Cancel N
+    running task(s), timeout graceful shutdown exceeded", says what happened.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, asyncio.CancelledError)
+            and str(record.msg).startswith("Exception in ASGI application")
+        )
+
+
+@functools.cache
+def quiet_cancelled_requests() -> None:
+    """Install the filter once, when the first stream starts (uvicorn has set up its logging)."""
+    logging.getLogger("uvicorn.error").addFilter(_CancelledRequestFilter())

@@ -128,7 +128,7 @@ def test_a_post_stream_needs_the_csrf_token(start: StartServer) -> None:
             headers={"X-CSRFToken": token},
         ) as response:
             assert response.status_code == 200
-            assert response.headers["content-type"] == "text/event-stream"
+            assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
             lines = response.iter_lines()
             assert next(lines) == ": open"
             client.get("/test/acc/publish", params={"group": group, "owners": "post"})

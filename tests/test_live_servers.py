@@ -212,4 +212,4 @@ def test_refusals_are_plain_error_responses_on_a_real_server(daphne: ServerProce
         assert client.get(daphne.url + "/test/live/open/a:b").status_code == 400
         with client.stream("GET", daphne.url + "/test/live/even/4") as response:
             assert response.status_code == 200
-            assert response.headers["content-type"] == "text/event-stream"
+            assert response.headers["content-type"] == "text/event-stream; charset=utf-8"

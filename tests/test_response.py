@@ -5,15 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from django.conf import settings
 from django.http import Http404
-from django.test import AsyncClient
+from django.test import AsyncClient, Client, override_settings
 
-from django_sse import EventSourceResponse, ServerSentEvent
+from django_sse import EventSourceResponse, ServerSentEvent, publish, subscribe
+from django_sse.hub import get_hub
 from django_sse.stream import OPENING
 from tests.sse_parser import parse
+
+
+async def wait_until(condition: Callable[[], bool], limit: float = 10) -> None:
+    async with asyncio.timeout(limit):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
 
 async def collect(response: EventSourceResponse) -> bytes:
@@ -22,7 +30,7 @@ async def collect(response: EventSourceResponse) -> bytes:
 
 def test_default_headers() -> None:
     response = EventSourceResponse([])
-    assert response["Content-Type"] == "text/event-stream"
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
     assert "no-store" in response["Cache-Control"]
     assert response["X-Accel-Buffering"] == "no"
     assert response.streaming
@@ -32,7 +40,7 @@ def test_headers_passed_by_the_view_are_kept_and_win() -> None:
     response = EventSourceResponse([], headers={"cache-control": "private", "X-Custom": "1"})
     assert response["Cache-Control"] == "private"
     assert response["X-Custom"] == "1"
-    assert response["Content-Type"] == "text/event-stream"
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
 
 
 def test_content_must_be_iterable() -> None:
@@ -247,3 +255,134 @@ async def test_a_client_gone_while_priming_stops_the_source() -> None:
         await priming
     assert closed.is_set()
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+# --- A real async response: what Django's middleware and test clients see ---
+
+
+async def test_the_response_is_async_for_every_kind_of_source() -> None:
+    async def source() -> AsyncIterator[int]:
+        yield 1
+
+    def sync_source() -> Iterator[int]:
+        yield 1
+
+    for response in [
+        EventSourceResponse(source()),
+        EventSourceResponse(sync_source()),
+        EventSourceResponse(subscribe("test-response.kinds")),
+        EventSourceResponse(status=204),
+    ]:
+        assert response.is_async
+        assert hasattr(response.streaming_content, "__aiter__")
+    with pytest.raises(TypeError, match="AsyncClient"):
+        iter(EventSourceResponse(source()).streaming_content)
+    body = b"".join([chunk async for chunk in EventSourceResponse(source()).streaming_content])
+    assert parse(body).events[0].data == "1"
+
+
+@pytest.mark.urls("tests.urls")
+async def test_async_client_reads_a_stream() -> None:
+    response = await AsyncClient().get("/test/gaps?count=3&gap=0.01")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert [e.data for e in parse(body).events] == ['{"n":0}', '{"n":1}', '{"n":2}']
+
+
+@pytest.mark.urls("tests.urls")
+async def test_async_client_reads_a_subscription_event_by_event() -> None:
+    response = await AsyncClient().get("/test/live/open/response-client")
+    stream = response.streaming_content
+    assert await anext(stream) == OPENING  # subscribed: the middleware primed it
+    event_id = await publish("x.response-client", {"a": 1})
+    assert await anext(stream) == f'data: {{"a":1}}\nid: {event_id}\n\n'.encode()
+    await stream.aclose()  # type: ignore[attr-defined]
+    await wait_until(lambda: "x.response-client" not in get_hub().groups())
+
+
+@pytest.mark.urls("tests.urls")
+@pytest.mark.django_db
+def test_the_sync_client_fails_naming_the_async_client() -> None:
+    with pytest.raises(RuntimeError, match="AsyncClient"):
+        Client().get("/test/gaps?count=1")  # EventStreamMiddleware says so at once
+
+
+@pytest.mark.urls("tests.urls")
+@pytest.mark.django_db
+def test_without_the_middleware_reading_with_the_sync_client_fails_naming_the_async_client() -> (
+    None
+):
+    middleware = [m for m in settings.MIDDLEWARE if "EventStreamMiddleware" not in m]
+    with override_settings(MIDDLEWARE=middleware):
+        response = Client().get("/test/gaps?count=1")
+        with pytest.raises(TypeError, match="AsyncClient"):
+            list(response.streaming_content)
+        with pytest.raises(TypeError, match="AsyncClient"):
+            response.getvalue()
+
+
+@pytest.mark.urls("tests.urls")
+@pytest.mark.django_db
+def test_the_sync_client_reads_a_sync_source() -> None:
+    response = Client().get("/test/sync?count=3")
+    body = b"".join(response.streaming_content)
+    assert [e.data for e in parse(body).events] == ["0", "1", "2"]
+
+
+@pytest.mark.urls("tests.urls")
+async def test_gzip_middleware_leaves_the_stream_uncompressed_and_async() -> None:
+    middleware = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
+    with override_settings(MIDDLEWARE=middleware):
+        response = await AsyncClient().get(
+            "/test/gaps?count=2&gap=0.01", headers={"Accept-Encoding": "gzip"}
+        )
+        assert response["Content-Encoding"] == "identity"
+        body = b"".join([chunk async for chunk in response.streaming_content])
+    assert [e.data for e in parse(body).events] == ['{"n":0}', '{"n":1}']
+
+
+# --- ping_interval and headers ---
+
+
+def test_content_type_says_utf_8() -> None:
+    assert EventSourceResponse([])["Content-Type"] == "text/event-stream; charset=utf-8"
+
+
+@pytest.mark.parametrize("value", [-42, -0.5, float("nan"), float("inf"), float("-inf")])
+def test_ping_interval_out_of_range_is_a_value_error(value: float) -> None:
+    with pytest.raises(ValueError, match="ping_interval"):
+        EventSourceResponse([], ping_interval=value)
+
+
+@pytest.mark.parametrize("value", ["ten", "15", True, False, [15], object()])
+def test_ping_interval_that_is_no_number_is_a_type_error(value: object) -> None:
+    with pytest.raises(TypeError, match="ping_interval"):
+        EventSourceResponse([], ping_interval=value)  # type: ignore[arg-type]
+
+
+def test_ping_interval_defaults_to_the_setting_and_is_validated_there_too() -> None:
+    assert EventSourceResponse([]).ping_interval == 15.0
+    assert EventSourceResponse([], ping_interval=0).ping_interval == 0.0
+    with override_settings(DJANGO_SSE={"PING_INTERVAL": -1}):
+        with pytest.raises(ValueError, match="ping_interval"):
+            EventSourceResponse([])
+
+
+async def test_ping_interval_assigned_after_construction_is_used() -> None:
+    async def source() -> AsyncIterator[int]:
+        yield 1
+        await asyncio.sleep(3600)
+        yield 2
+
+    response = EventSourceResponse(source(), ping_interval=3600)
+    with pytest.raises(ValueError):
+        response.ping_interval = -1
+    assert response.ping_interval == 3600
+    response.ping_interval = 0.05
+    stream = aiter(response)
+    received = b""
+    async with asyncio.timeout(10):
+        while b": ping" not in received:
+            received += await anext(stream)
+    await stream.aclose()  # type: ignore[attr-defined]

@@ -41,7 +41,7 @@ def wait_for_file(path: Path, timeout: float = 15) -> bool:
 def test_items_stream_reproduces_the_fastapi_example(server: ServerProcess) -> None:
     response = get(server.url + "/items/stream")
     assert response.status_code == 200
-    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert "no-store" in response.headers["cache-control"]
     assert response.headers["x-accel-buffering"] == "no"
     parsed = parse(response.content)
@@ -78,7 +78,7 @@ def test_headers_and_an_opening_comment_arrive_before_a_late_first_event(
     with httpx.Client(timeout=30) as client:
         with client.stream("GET", server.url + "/test/late?delay=4") as response:
             assert response.status_code == 200
-            assert response.headers["content-type"] == "text/event-stream"
+            assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
             chunks = response.iter_raw()
             first = next(chunks)
             assert first == b": open\n\n"  # not the event: the server did not wait for it
@@ -144,4 +144,4 @@ def test_view_headers_are_kept(server: ServerProcess) -> None:
     response = get(server.url + "/test/headers")
     assert response.headers["x-custom"] == "kept"
     assert response.headers["cache-control"] == "private, no-cache"
-    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=
 async def opened(client: AsyncClient, path: str) -> Subscription:
     response = await client.get(path)
     assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "text/event-stream"
+    assert response["Content-Type"] == "text/event-stream; charset=utf-8"
     subscription = response._pump  # type: ignore[attr-defined]
     assert isinstance(subscription, Subscription)
     await subscription.close()

@@ -80,14 +80,23 @@ async def test_many_streams_get_every_event_in_order_across_batches(group: str) 
     assert group not in get_hub().groups()
 
 
-async def test_the_steady_state_of_a_stream_is_the_stream_itself(group: str) -> None:
-    # No coroutine or async-generator step object per event: anext() hands back the iterator,
-    # which yields the subscription's own future to the task.
+async def test_the_steady_state_of_a_stream_reuses_one_awaitable(group: str) -> None:
+    # No coroutine or async-generator step object per event: anext() hands back the same small
+    # awaitable every time, which yields the subscription's own future to the task.
     stream = aiter(EventSourceResponse(subscribe(group), ping_interval=30))
     assert await anext(stream) == OPENING
     step = anext(stream)
-    assert step is stream
+    assert anext(stream) is step
     pending = asyncio.ensure_future(step)
     await publish(group, "x")
     assert (await asyncio.wait_for(pending, 5)).startswith(b'data: "x"\n')
+    assert anext(stream) is step
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_the_stream_has_no_iter_so_django_takes_it_for_async() -> None:
+    # Django decides is_async from iter(content): an __iter__ anywhere on the body would make
+    # the response a sync stream for every middleware and for the test client.
+    response = EventSourceResponse(subscribe("test-wake.sync"))
+    assert not hasattr(response._event_stream, "__iter__")
+    assert response.is_async

@@ -1,0 +1,52 @@
+"""uvicorn's graceful-shutdown timeout cancels open streams: that is their normal end there.
+
+uvicorn logs ``Exception in ASGI application`` with a traceback for every task it cancels when
+``--timeout-graceful-shutdown`` runs out, after its own one line ``Cancel N running task(s),
+timeout graceful shutdown exceeded``. With event streams open that is a traceback per client
+for what is the way streams end under uvicorn (README, "Shutdown"): only the one line remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+
+from tests.conftest import StartServer
+from tests.raw_client import address, read_until, request
+
+pytestmark = pytest.mark.server
+
+# A subscription, an endless generator, a generator that waits before its first event.
+PATHS = ["/test/live/open/shutdown-log", "/test/endless", "/test/late?delay=3600"]
+STREAMS = 3
+
+
+async def open_streams(url: str) -> list[asyncio.StreamWriter]:
+    host, port = address(url)
+    writers = []
+    for n in range(STREAMS):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request(PATHS[n % len(PATHS)]))
+        await read_until(reader, b"\n\n", limit=30)
+        writers.append(writer)
+    return writers
+
+
+def test_cancelled_streams_log_one_line_not_a_traceback_each(start: StartServer) -> None:
+    server = start("uvicorn", args=["--timeout-graceful-shutdown", "1"])
+
+    async def run() -> None:
+        writers = await open_streams(server.url)
+        server.process.send_signal(signal.SIGINT)  # Ctrl-C (SIGTERM ends the process too soon)
+        await asyncio.to_thread(server.process.wait, 60)
+        for writer in writers:
+            writer.close()
+
+    asyncio.run(run())
+    log = server.log()
+    assert f"Cancel {STREAMS} running task(s), timeout graceful shutdown exceeded" in log, log
+    assert "Exception in ASGI application" not in log, log
+    assert "Traceback" not in log, log
+    assert "Task was destroyed but it is pending" not in log, log

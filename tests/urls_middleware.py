@@ -1,0 +1,9 @@
+from django.urls import include, path
+
+from tests.settings_middleware import SELECTED
+
+urlpatterns = [path("", include("tests.urls"))]
+if "debug_toolbar" in SELECTED:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()
