@@ -35,10 +35,6 @@ logger = logging.getLogger("django_sse")
 # Sent at once when the first event is not ready: Daphne writes the headers only with the first
 # body chunk, and a browser fires "open" only when it has them.
 OPENING = b": open\n\n"
-# The last bytes of a subscription that could not start or was cut off by a broker failure: the
-# browser reconnects this many milliseconds later with its Last-Event-ID and resumes. (An error
-# status instead would make EventSource give up for good.)
-RETRY_AFTER_FAILURE = b"retry: 2000\n\n"
 
 
 class Source(Protocol):
@@ -75,7 +71,8 @@ class EventStream:
     def __init__(self, source: Source, ping_interval: float, *, resumable: bool) -> None:
         self._source = source
         self.ping_interval = ping_interval
-        # A subscription that fails tells the browser when to come back (RETRY_AFTER_FAILURE).
+        # A subscription that fails tells the browser when to come back (a jittered
+        # ``retry:``, see ``retry_after_failure``: an error status would make EventSource give up).
         self._resumable = resumable
         self._state = _NEW
         self._waiter: asyncio.Future[None] | None = None
