@@ -19,7 +19,7 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from django_sse import publish
+from django_sse import publish, publish_sync
 from django_sse.groups import layer_group
 from django_sse.hub import get_hub
 from django_sse.views import SubscriptionView
@@ -91,9 +91,22 @@ async def publish_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ids": ids})
 
 
+def publish_sync_view(request: HttpRequest) -> JsonResponse:
+    """A sync view (run in the server's worker thread) that publishes ``n`` events."""
+    group = request.GET.get("group", "rel")
+    start = int(request.GET.get("seq", "0"))
+    count = int(request.GET.get("n", "1"))
+    ids = [
+        publish_sync(group, {"seq": seq, "t": time.monotonic()})
+        for seq in range(start, start + count)
+    ]
+    return JsonResponse({"ids": ids})
+
+
 urlpatterns = [
     path("test/rel/stats", stats),
     path("test/rel/publish", publish_view),
+    path("test/rel/publish-sync", publish_sync_view),
     # A small SUBSCRIBER_QUEUE, so that a frozen client falls behind after few events.
     path("test/rel/stream/<str:name>", SubscriptionView.as_view(group="x.{name}", queue_size=50)),
 ]
