@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 from .delivery import Delivery, parse_id, with_id
+from .redis_retry import retry_options
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -174,7 +175,7 @@ class RedisLog:
         if client is None:
             from redis.asyncio import Redis
 
-            client = self._clients[loop] = Redis.from_url(self.url)
+            client = self._clients[loop] = Redis.from_url(self.url, **retry_options())
             self._close_with(loop)
         return client
 

@@ -22,6 +22,7 @@ from django.urls import path
 from django_sse import publish, publish_sync
 from django_sse.groups import layer_group
 from django_sse.hub import get_hub
+from django_sse.subscribe import latest_event_id
 from django_sse.views import SubscriptionView
 
 
@@ -91,6 +92,11 @@ async def publish_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ids": ids})
 
 
+async def newest_view(request: HttpRequest) -> JsonResponse:
+    """The replay log's newest id of ``group`` (a read: retried once on a stale connection)."""
+    return JsonResponse({"id": await latest_event_id(request.GET.get("group", "rel"))})
+
+
 def publish_sync_view(request: HttpRequest) -> JsonResponse:
     """A sync view (run in the server's worker thread) that publishes ``n`` events."""
     group = request.GET.get("group", "rel")
@@ -107,6 +113,7 @@ urlpatterns = [
     path("test/rel/stats", stats),
     path("test/rel/publish", publish_view),
     path("test/rel/publish-sync", publish_sync_view),
+    path("test/rel/newest", newest_view),
     # A small SUBSCRIBER_QUEUE, so that a frozen client falls behind after few events.
     path("test/rel/stream/<str:name>", SubscriptionView.as_view(group="x.{name}", queue_size=50)),
 ]

@@ -150,3 +150,31 @@ def test_a_redis_restart_loses_nothing_that_was_acknowledged(
     state = result["state"]
     assert state["hub"]["subscribers"] == CLIENTS + 1  # type: ignore[index]
     assert os.path.exists(redis_server.directory)
+
+
+@pytest.mark.parametrize("layer", [PUBSUB, CORE])
+def test_the_first_publish_after_a_redis_restart_succeeds(
+    start: StartServer, redis_server: RedisServer, layer: str
+) -> None:
+    # Connections pooled before a restart are dead: the first command on one must not fail (the
+    # publish was a 503), whether it writes (the log's append, the layer's send) or reads.
+    server = start(
+        "daphne",
+        env={
+            "REDIS_URL": redis_server.url,
+            "CHANNEL_LAYER_BACKEND": layer,
+            "DJANGO_SSE_KEY_PREFIX": "t" + uuid.uuid4().hex[:12],
+        },
+    )
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        first = client.get("/test/rel/publish", params={"group": "x.first", "seq": 0})
+        assert first.status_code == 200, first.text
+        redis_server.kill()
+        redis_server.start()
+        second = client.get("/test/rel/publish", params={"group": "x.first", "seq": 1})
+        assert second.status_code == 200, second.text
+        redis_server.kill()
+        redis_server.start()  # the log's append-only file keeps the event across the restart
+        newest = client.get("/test/rel/newest", params={"group": "x.first"})
+        assert newest.status_code == 200, newest.text
+        assert newest.json()["id"] == second.json()["ids"][0]
