@@ -20,6 +20,7 @@ from collections.abc import Callable
 from asgiref.sync import async_to_sync
 
 from . import conf
+from .budget import process_budget
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, parse_id
 from .encoding import EncodedEvent, encode_event
@@ -178,6 +179,7 @@ class Subscription:
         self._early = None
         self._disarm()
         _resolve(self._waiter)
+        process_budget().release(self)
 
     # --- a plain async iterator of encoded events ---
 
@@ -250,11 +252,13 @@ class Subscription:
         self._early = None
         self._disarm()
         _resolve(self._waiter)
+        process_budget().release(self)
 
     # --- internals ---
 
     def _spend(self, size: int) -> None:
         self.written += size
+        process_budget().spend(self, size)
         if self.max_bytes is None or self.written < self.max_bytes or self._pending:
             return
         # End after these bytes, at an event boundary: the client resumes from its last id on a

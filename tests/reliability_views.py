@@ -20,6 +20,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from django_sse import publish, publish_sync
+from django_sse.budget import process_budget
 from django_sse.groups import layer_group
 from django_sse.hub import get_hub
 from django_sse.subscribe import latest_event_id
@@ -72,6 +73,7 @@ async def stats(request: HttpRequest) -> JsonResponse:
             # Every task of the server's loop except the one serving this request.
             "tasks": len([t for t in asyncio.all_tasks() if t is not current]),
             "rss_kib": _rss_kib(),
+            "budget": process_budget().stats(),
         }
     )
 

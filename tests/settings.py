@@ -9,3 +9,6 @@ ROOT_URLCONF = "tests.urls"
 if os.environ.get("DJANGO_SSE_SUBSCRIBER_MAX_BYTES"):
     # The frozen-client tests' control case: "0" turns the byte budget off.
     DJANGO_SSE["SUBSCRIBER_MAX_BYTES"] = int(os.environ["DJANGO_SSE_SUBSCRIBER_MAX_BYTES"]) or None  # noqa: F405
+if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
+    # The process budget tests: "0" turns the budget off (the control case).
+    DJANGO_SSE["PROCESS_MAX_BYTES"] = int(os.environ["DJANGO_SSE_PROCESS_MAX_BYTES"]) or None  # noqa: F405
