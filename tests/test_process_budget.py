@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import httpx
 import pytest
@@ -54,7 +55,9 @@ async def scenario(url: str, group: str) -> dict[str, object]:
             frozen.append((sock, sock.recv(4096)))  # the head and ": open", then nothing
         await asyncio.sleep(0.5)
         before = stats(url, collect=True)
+        started = time.monotonic()
         await publish(client, group, 0, EVENTS)
+        published = time.monotonic() - started
         await all_received(readers, EVENTS, limit=120)
         await asyncio.sleep(1)
         after = stats(url, collect=True)
@@ -78,6 +81,7 @@ async def scenario(url: str, group: str) -> dict[str, object]:
     return {
         "rss_growth_kib": int(after["rss_kib"]) - int(before["rss_kib"]),  # type: ignore[call-overload]
         "budget": after["budget"],
+        "publish_s": round(published, 1),
         "reader_reconnects": sum(r.reconnects for r in readers),
     }
 
