@@ -182,8 +182,10 @@ class RedisLog:
     def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close this loop's client when the loop closes, as channels_redis does for its own.
 
-        ``publish_sync`` outside any loop (a shell, a task worker) runs each call in a new loop;
-        the client keeps its loop alive, so without this every call would leak a connection.
+        Code that runs a loop per call (``async_to_sync`` outside a running loop, as
+        ``latest_event_id_sync`` in a shell, or ``asyncio.run``) would otherwise leak a client
+        and its connection per call: the client keeps its loop alive. ``publish_sync`` needs no
+        new loop (loop_thread.py); its loop's client is closed the same way, at exit.
         """
         close = loop.close
 
