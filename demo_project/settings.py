@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django_sse.redis_retry import channel_layer_host
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-not-secret")
@@ -92,7 +94,8 @@ if REDIS_URL:
             "BACKEND": os.environ.get(
                 "CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"
             ),
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # One retry on a connection error: the first publish after a Redis restart works.
+            "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)]},
         }
     }
     # Replay from a Redis Stream, so a client may reconnect to another server process.

@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     # fresh connection. Daphne has no write backpressure: for a client that stopped reading it
     # buffers whatever is written, so this is what bounds that memory. None: no limit.
     "SUBSCRIBER_MAX_BYTES": 4 * 1024 * 1024,
+    # Bytes all open streams of one process may have written on their current connections;
+    # past it the streams that wrote the most end and resume by id (see budget.py). None: off.
+    "PROCESS_MAX_BYTES": 256 * 1024 * 1024,
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,

@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 
 from .delivery import Delivery
@@ -20,6 +19,7 @@ from .encoding import encode_event, json_bytes, split_lines
 from .events import ServerSentEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops
+from .loop_thread import LoopThread
 from .replay import Record, get_log
 from .serving import process_role
 
@@ -91,10 +91,14 @@ async def _group_send(layer: InMemoryChannelLayer, name: str, message: Any) -> N
     await asyncio.sleep(0)
 
 
+# Sync publishing of this process, on one loop that keeps its broker connections (see
+# loop_thread.py): a new loop per call opened two Redis connections per publish.
+sync_publishing = LoopThread("django-sse-publish")
+
+
 def publish_sync(group: str, event: Any) -> str:
     """``publish`` for sync code: views, signal handlers, management commands, shells, tasks."""
-    process_role.warn_if_unheard()  # a shell on the in-memory layer reaches nobody: say so
-    return async_to_sync(publish)(group, event)
+    return sync_publishing.run(publish(group, event))
 
 
 async def publish_many(events: Iterable[tuple[str, Any]]) -> list[str]:
@@ -103,10 +107,5 @@ async def publish_many(events: Iterable[tuple[str, Any]]) -> list[str]:
 
 
 def publish_many_sync(events: Iterable[tuple[str, Any]]) -> list[str]:
-    """``publish_many`` for sync code: one trip to the event loop for the whole batch.
-
-    Outside any event loop (a shell, a task worker) each ``async_to_sync`` call runs a new loop
-    with its own broker connections, so batching matters for bulk operations.
-    """
-    process_role.warn_if_unheard()
-    return async_to_sync(publish_many)(list(events))
+    """``publish_many`` for sync code: one trip to the publishing loop for the whole batch."""
+    return sync_publishing.run(publish_many(list(events)))

@@ -39,6 +39,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 from .delivery import Delivery, EventKey, format_id, parse_id, with_id
+from .redis_retry import retry_options
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -284,7 +285,7 @@ class _Connection:
         # A bounded pool that makes callers wait for a free connection: redis-py's default pool
         # raises "Too many connections" past 100 (a hundred clients resuming at once).
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT
+            url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_POOL_WAIT, **retry_options()
         )
         self.client: Redis = Redis.from_pool(pool)  # closes the pool with the client
         self.append: AsyncScript = self.client.register_script(APPEND_SCRIPT)
@@ -320,8 +321,10 @@ class RedisLog:
     def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
         """Close this loop's client when the loop closes, as channels_redis does for its own.
 
-        ``publish_sync`` outside any loop (a shell, a task worker) runs each call in a new loop;
-        the client keeps its loop alive, so without this every call would leak a connection.
+        Code that runs a loop per call (``async_to_sync`` outside a running loop, as
+        ``latest_event_id_sync`` in a shell, or ``asyncio.run``) would otherwise leak a client
+        and its connection per call: the client keeps its loop alive. ``publish_sync`` needs no
+        new loop (loop_thread.py); its loop's client is closed the same way, at exit.
         """
         close = loop.close
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from asgiref.sync import async_to_sync
 
 from . import conf
+from .budget import process_budget
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
 from .encoding import EncodedEvent, encode_event
@@ -235,6 +236,7 @@ class Subscription:
         self._replaying = False
         self._disarm()
         _resolve(self._waiter)
+        process_budget().release(self)
 
     # --- a plain async iterator of encoded events ---
 
@@ -323,6 +325,7 @@ class Subscription:
             fetch.cancel()
         self._disarm()
         _resolve(self._waiter)
+        process_budget().release(self)
 
     # --- internals ---
 
@@ -337,6 +340,7 @@ class Subscription:
 
     def _spend(self, size: int) -> None:
         self.written += size
+        process_budget().spend(self, size)
         if self.max_bytes is None or self.written < self.max_bytes or self._pending:
             return
         # End after these bytes, at an event boundary: the client resumes from its last id on a

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.redis_server import RedisServer
 from tests.servers import ServerProcess, manage, start_server
 
 REQUIRE_SERVICES = os.environ.get("DJANGO_SSE_REQUIRE_SERVICES") == "1"
@@ -100,3 +102,17 @@ def start(tmp_path: Path, server_database: str, markers: Path) -> Iterator[Start
 @pytest.fixture
 def daphne(start: StartServer) -> ServerProcess:
     return start("daphne", env={"DJANGO_SSE_PING_INTERVAL": "0.3"})
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        message = "redis-server is not on PATH"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " and DJANGO_SSE_REQUIRE_SERVICES=1")
+        pytest.skip(message)
+    server = RedisServer(tmp_path / "redis")
+    server.directory.mkdir()
+    server.start()
+    yield server
+    server.kill()

@@ -19,9 +19,11 @@ from typing import Any
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from django_sse import publish
+from django_sse import publish, publish_sync
+from django_sse.budget import process_budget
 from django_sse.groups import layer_group
 from django_sse.hub import get_hub
+from django_sse.subscribe import latest_event_id
 from django_sse.views import SubscriptionView
 
 
@@ -71,6 +73,7 @@ async def stats(request: HttpRequest) -> JsonResponse:
             # Every task of the server's loop except the one serving this request.
             "tasks": len([t for t in asyncio.all_tasks() if t is not current]),
             "rss_kib": _rss_kib(),
+            "budget": process_budget().stats(),
         }
     )
 
@@ -91,9 +94,28 @@ async def publish_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ids": ids})
 
 
+async def newest_view(request: HttpRequest) -> JsonResponse:
+    """The replay log's newest id of ``group`` (a read: retried once on a stale connection)."""
+    return JsonResponse({"id": await latest_event_id(request.GET.get("group", "rel"))})
+
+
+def publish_sync_view(request: HttpRequest) -> JsonResponse:
+    """A sync view (run in the server's worker thread) that publishes ``n`` events."""
+    group = request.GET.get("group", "rel")
+    start = int(request.GET.get("seq", "0"))
+    count = int(request.GET.get("n", "1"))
+    ids = [
+        publish_sync(group, {"seq": seq, "t": time.monotonic()})
+        for seq in range(start, start + count)
+    ]
+    return JsonResponse({"ids": ids})
+
+
 urlpatterns = [
     path("test/rel/stats", stats),
     path("test/rel/publish", publish_view),
+    path("test/rel/publish-sync", publish_sync_view),
+    path("test/rel/newest", newest_view),
     # A small SUBSCRIBER_QUEUE, so that a frozen client falls behind after few events.
     path("test/rel/stream/<str:name>", SubscriptionView.as_view(group="x.{name}", queue_size=50)),
 ]

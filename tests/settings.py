@@ -24,3 +24,6 @@ if os.environ.get("DJANGO_SSE_REAUTHORIZE_INTERVAL"):
 if os.environ.get("DJANGO_SSE_REPLAY_WINDOW"):
     # The replay tests' small windows, trimmed while clients resume.
     DJANGO_SSE["REPLAY_WINDOW"] = int(os.environ["DJANGO_SSE_REPLAY_WINDOW"])  # noqa: F405
+if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
+    # The process budget tests: "0" turns the budget off (the control case).
+    DJANGO_SSE["PROCESS_MAX_BYTES"] = int(os.environ["DJANGO_SSE_PROCESS_MAX_BYTES"]) or None  # noqa: F405

@@ -1,9 +1,8 @@
 """Redis restarts mid-stream: the hub recovers by itself and clients miss nothing.
 
-The test runs its own ``redis-server`` on a spare loopback port, with the append-only file on
-and fsynced at every write (``--appendonly yes --appendfsync always``, no RDB snapshots), in a
-temporary directory: the replay log is a Redis Stream, and a Redis that restarts without
-persistence comes back empty, so replay across a restart needs persistence in production too.
+The test runs its own ``redis-server`` (tests/redis_server.py), with persistence: the replay
+log is a Redis Stream, and a Redis that restarts without persistence comes back empty, so replay
+across a restart needs persistence in production too.
 Redis is killed with SIGKILL (a crash, not a clean shutdown) while a publisher keeps publishing
 and five browser-like clients (reconnect after a retry delay with ``Last-Event-ID``) read.
 
@@ -17,76 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, StartServer
+from tests.conftest import StartServer
 from tests.raw_client import Browser, all_received, stats
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.server
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 CORE = "channels_redis.core.RedisChannelLayer"
 CLIENTS = 5
-
-
-class RedisServer:
-    """A private ``redis-server``: same port and data directory across restarts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> object:
-    if shutil.which("redis-server") is None:
-        message = "redis-server is not on PATH"
-        if REQUIRE_SERVICES:
-            pytest.fail(message + " and DJANGO_SSE_REQUIRE_SERVICES=1")
-        pytest.skip(message)
-    server = RedisServer(tmp_path / "redis")
-    server.directory.mkdir()
-    server.start()
-    yield server
-    server.kill()
 
 
 class Publisher:
@@ -207,3 +150,31 @@ def test_a_redis_restart_loses_nothing_that_was_acknowledged(
     state = result["state"]
     assert state["hub"]["subscribers"] == CLIENTS + 1  # type: ignore[index]
     assert os.path.exists(redis_server.directory)
+
+
+@pytest.mark.parametrize("layer", [PUBSUB, CORE])
+def test_the_first_publish_after_a_redis_restart_succeeds(
+    start: StartServer, redis_server: RedisServer, layer: str
+) -> None:
+    # Connections pooled before a restart are dead: the first command on one must not fail (the
+    # publish was a 503), whether it writes (the log's append, the layer's send) or reads.
+    server = start(
+        "daphne",
+        env={
+            "REDIS_URL": redis_server.url,
+            "CHANNEL_LAYER_BACKEND": layer,
+            "DJANGO_SSE_KEY_PREFIX": "t" + uuid.uuid4().hex[:12],
+        },
+    )
+    with httpx.Client(base_url=server.url, timeout=20) as client:
+        first = client.get("/test/rel/publish", params={"group": "x.first", "seq": 0})
+        assert first.status_code == 200, first.text
+        redis_server.kill()
+        redis_server.start()
+        second = client.get("/test/rel/publish", params={"group": "x.first", "seq": 1})
+        assert second.status_code == 200, second.text
+        redis_server.kill()
+        redis_server.start()  # the log's append-only file keeps the event across the restart
+        newest = client.get("/test/rel/newest", params={"group": "x.first"})
+        assert newest.status_code == 200, newest.text
+        assert newest.json()["id"] == second.json()["ids"][0]
