@@ -21,9 +21,9 @@ import pytest
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
 from tests.raw_client import ID, RETRY, Browser
+from tests.redis_server import RedisServer
 from tests.servers import ROOT, manage, server_env
 from tests.test_live_servers import database, postgres_database, shell  # noqa: F401
-from tests.test_redis_restart import RedisServer, redis_server  # noqa: F401
 
 pytestmark = pytest.mark.server
 
@@ -95,7 +95,7 @@ def unique(name: str) -> str:
 
 def test_a_save_while_redis_is_down_reaches_a_live_client_once_redis_is_back(
     start: StartServer,
-    redis_server: RedisServer,  # noqa: F811
+    redis_server: RedisServer,
     database: str,  # noqa: F811
 ) -> None:
     env = environment(redis_server.url, database, DJANGO_SSE_OUTBOX_RELAY_INTERVAL="0.5")
