@@ -1,3 +1,5 @@
+import atexit
+
 from django.apps import AppConfig
 
 
@@ -7,3 +9,6 @@ class DjangoSSEConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .shutdown import finish_abandoned_loops
+
+        atexit.register(finish_abandoned_loops)
