@@ -160,7 +160,7 @@ class Browser:
         self.writer.close()
 
 
-async def all_received(browsers: list[Browser], count: int, limit: float = 30) -> None:
+async def all_received(browsers: list[Browser], count: int, limit: float = 60) -> None:
     """Wait until every browser has ``count`` events; ``TimeoutError`` after ``limit`` s."""
     async with asyncio.timeout(limit):
         # Polling keeps the readers untouched by the test's bookkeeping.

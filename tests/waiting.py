@@ -9,8 +9,9 @@ be reported, never whether a healthy run passes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -36,12 +37,16 @@ def until(condition: Callable[[], T], within: float = DEADLINE, interval: float 
 
 
 async def until_async(
-    condition: Callable[[], T], within: float = DEADLINE, interval: float = 0.01
+    condition: Callable[[], T | Awaitable[T]], within: float = DEADLINE, interval: float = 0.01
 ) -> T:
-    """``until`` for a test running on an event loop: the loop keeps running meanwhile."""
+    """``until`` for a test running on an event loop, which keeps running meanwhile.
+
+    ``condition`` may be a coroutine function (an HTTP request to the server under test).
+    """
     deadline = time.monotonic() + within
     while True:
-        value = condition()
+        result = condition()
+        value: T = await result if inspect.isawaitable(result) else result
         if value:
             return value
         if time.monotonic() > deadline:
