@@ -283,6 +283,7 @@ async def send_raw(url: str, payload: bytes) -> tuple[int | None, dict[str, int]
 
 
 @pytest.mark.server
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 def test_raw_bytes_against_a_real_server(start: StartServer, kind: str) -> None:
     server = start(kind, env={"DJANGO_SSE_PING_INTERVAL": "5"})

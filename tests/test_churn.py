@@ -95,6 +95,7 @@ def settled(url: str, tasks_before: int, within: float = 120) -> dict[str, objec
         return stats(url)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
 def test_5000_disconnects_leave_nothing_behind(start: StartServer, kind: str) -> None:
     server = start(kind, env={"DJANGO_SSE_PING_INTERVAL": "5"})

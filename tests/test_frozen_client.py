@@ -22,7 +22,7 @@ from tests.conftest import StartServer
 from tests.raw_client import Browser, all_received, frozen_socket, stats
 from tests.waiting import until
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 READERS = 10
 BATCHES = 40

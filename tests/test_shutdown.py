@@ -96,6 +96,7 @@ def stop_and_time(server: ServerProcess, sig: int) -> float:
     return elapsed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_restart(
