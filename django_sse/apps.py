@@ -1,3 +1,5 @@
+import atexit
+
 from django.apps import AppConfig
 
 
@@ -11,8 +13,10 @@ class DjangoSSEConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the system checks)
         from .access import end_streams_on_logout
         from .serving import process_role
+        from .shutdown import finish_abandoned_loops
 
         # Logging out ends the user's open streams, in every process (see access.py).
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="django_sse.logout")
         # Tells a server from a shell or a worker, for the in-memory layer's lost publishes.
         process_role.watch_requests()
+        atexit.register(finish_abandoned_loops)

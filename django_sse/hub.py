@@ -572,3 +572,8 @@ def listening_loops() -> list[asyncio.AbstractEventLoop]:
     """Event loops whose hub currently holds a channel."""
     # A stopped loop would never run what is handed to it: publish_sync would wait forever.
     return [loop for loop, hub in list(_hubs.items()) if hub.channel and loop.is_running()]
+
+
+def hub_loops() -> list[asyncio.AbstractEventLoop]:
+    """Every event loop that has a hub (``shutdown`` finishes those a server left stopped)."""
+    return list(_hubs)

@@ -52,7 +52,7 @@ class LiveStream:
     def events(self) -> list[Event]:
         return parse(bytes(self.buffer)).events
 
-    def wait_for(self, count: int, timeout: float = 20) -> list[Event]:
+    def wait_for(self, count: int, timeout: float = 60) -> list[Event]:
         """The first ``count`` events; fails if they do not arrive within ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -27,3 +27,6 @@ if os.environ.get("DJANGO_SSE_REPLAY_WINDOW"):
 if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
     # The process budget tests: "0" turns the budget off (the control case).
     DJANGO_SSE["PROCESS_MAX_BYTES"] = int(os.environ["DJANGO_SSE_PROCESS_MAX_BYTES"]) or None  # noqa: F405
+if os.environ.get("DJANGO_SSE_TEST_SLOW_MIDDLEWARE"):
+    # Outermost, as project middleware usually is (tests/slow_middleware.py).
+    MIDDLEWARE = ["tests.slow_middleware.SlowResponseMiddleware", *MIDDLEWARE]  # noqa: F405

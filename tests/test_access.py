@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.servers import ServerProcess, manage
 from tests.stream_client import RawStream
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
 
@@ -73,11 +74,12 @@ def test_two_users_never_receive_each_others_rows(
         for stream in streams.values():
             assert await stream.open() == 200
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-            for _ in range(100):  # both subscribed before the first publish
-                hub = (await client.get("/test/live/hub")).json()["groups"]
-                if hub.get("x.acc.rows") == 2:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def both_subscribed() -> bool:  # before the first publish
+                groups = (await client.get("/test/live/hub")).json()["groups"]
+                return bool(groups.get("x.acc.rows") == 2)
+
+            await until_async(both_subscribed)
             response = await client.get(
                 "/test/acc/publish",
                 params={"group": "x.acc.rows", "count": EVENTS, "owners": f"{alice},{bob},"},

@@ -26,6 +26,7 @@ from django_sse.hub import get_hub
 from tests.asgi import application
 from tests.conftest import StartServer
 from tests.stream_client import address
+from tests.waiting import until_async
 
 # Every status a refusal may have; 5xx is never one of them.
 REFUSALS = {400, 401, 403, 404, 405, 431}
@@ -302,6 +303,7 @@ async def send_raw(url: str, payload: bytes) -> tuple[int | None, dict[str, int]
 
 
 @pytest.mark.server
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 def test_raw_bytes_against_a_real_server(start: StartServer, kind: str) -> None:
     server = start(kind, env={"DJANGO_SSE_PING_INTERVAL": "5"})
@@ -318,11 +320,13 @@ def test_raw_bytes_against_a_real_server(start: StartServer, kind: str) -> None:
                 assert status is None or status in REFUSALS, (payload[:200], status)
                 assert groups == {}, (payload[:200], groups)
             # The stream we just closed leaves the hub (in the background on Daphne).
-            async with asyncio.timeout(10), httpx.AsyncClient() as client:
-                for _ in range(200):
-                    if not (await client.get(server.url + "/test/live/hub")).json()["groups"]:
-                        break
-                    await asyncio.sleep(0.05)
+            async with httpx.AsyncClient(timeout=30) as client:
+
+                async def left() -> bool:
+                    groups = (await client.get(server.url + "/test/live/hub")).json()["groups"]
+                    return not groups
+
+                await until_async(left)
         return counts
 
     counts = asyncio.run(run())

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.raw_client import LINGER_RST, address, read_until, request, stats
+from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
@@ -59,19 +60,25 @@ async def churn(url: str, cycles: int) -> dict[str, int]:
                 except OSError:
                     pass
 
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(CONCURRENCY))), 240)
+    # About 30 s alone, 115 s beside two busy loops on 2 cores: the bound only catches a hang.
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(CONCURRENCY))), 600)
     return counts
 
 
-def settled(url: str, tasks_before: int, timeout: float = 30) -> dict[str, object]:
-    """Poll until the server released everything (the last releases run in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
+def settled(url: str, tasks_before: int, within: float = 120) -> dict[str, object]:
+    """The server's state once it released everything, or as it is after ``within`` seconds.
+
+    The last releases run in the background, and on a loaded machine the server may still be
+    working through the backlog of thousands of short requests: wait on the condition, with a
+    deadline far beyond what a healthy run needs; the assertions then say what is left.
+    """
+
+    def clean() -> dict[str, object] | None:
         state = stats(url)
         hub = state["hub"]
         layer = state["layer"]
         assert isinstance(hub, dict) and isinstance(layer, dict)
-        clean = (
+        done = (
             hub["subscribers"] == 0
             and hub["groups"] == {}
             and hub["channels"] == 0
@@ -80,11 +87,15 @@ def settled(url: str, tasks_before: int, timeout: float = 30) -> dict[str, objec
             and layer["channels"] == 0
             and state["tasks"] == tasks_before
         )
-        if clean or time.monotonic() > deadline:
-            return state
-        time.sleep(0.2)
+        return state if done else None
+
+    try:
+        return until(clean, within, interval=0.2)
+    except AssertionError:
+        return stats(url)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
 def test_5000_disconnects_leave_nothing_behind(start: StartServer, kind: str) -> None:
     server = start(kind, env={"DJANGO_SSE_PING_INTERVAL": "5"})
@@ -115,4 +126,54 @@ def test_5000_disconnects_leave_nothing_behind(start: StartServer, kind: str) ->
     assert after["layer"] == {"memberships": 0, "channels": 0}
     assert after["tasks"] == before["tasks"]
     assert int(after_memory["rss_kib"]) <= int(before["rss_kib"]) * 1.10  # type: ignore[call-overload]
+    assert server.process.poll() is None
+
+
+# Seconds the outer middleware holds the response back (tests/slow_middleware.py).
+HOLD = 2.0
+
+
+def released(url: str) -> bool:
+    state = stats(url)
+    return state["hub"] == {  # type: ignore[no-any-return]
+        "groups": {},
+        "subscribers": 0,
+        "channels": 0,
+        "tasks": 0,
+        "received": 0,
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 item 10 (a disconnect between the subscription's setup and the response "
+    "start leaks it), fixed in the response/middleware by another change: drop this marker then",
+)
+@pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+def test_a_client_gone_before_the_response_started_is_released(
+    start: StartServer, kind: str
+) -> None:
+    """The churn test's flake under load, made deterministic.
+
+    On a busy machine the thread hops of the middleware outside ``EventStreamMiddleware`` take
+    long enough for some of 5,000 early disconnects to land between the subscription's join and
+    the response start (measured under CPU load: 368 of 3,000 such disconnects leaked on Daphne,
+    still there minutes later). A slow middleware lands one there every time.
+    """
+    server = start(kind, env={"DJANGO_SSE_TEST_SLOW_MIDDLEWARE": "1"})
+
+    async def leave_while_held() -> None:
+        _, writer = await asyncio.open_connection(*address(server.url))
+        writer.write(request(f"/test/live/open/held?slow={HOLD}"))
+        await writer.drain()
+        # Joined inside EventStreamMiddleware; the response is still held outside it.
+        await asyncio.to_thread(
+            until,
+            lambda: stats(server.url)["hub"]["groups"] == {"x.held": 1},  # type: ignore[index]
+        )
+        writer.close()
+        await writer.wait_closed()
+
+    asyncio.run(leave_while_held())
+    until(lambda: released(server.url), within=HOLD + 30)
     assert server.process.poll() is None

@@ -20,8 +20,9 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.raw_client import Browser, all_received, frozen_socket, stats
+from tests.waiting import until
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 READERS = 10
 BATCHES = 40
@@ -40,7 +41,7 @@ async def publish_batches(
         )
         assert response.status_code == 200, response.text
         seq += BATCH
-        await asyncio.sleep(0.025)
+        await asyncio.sleep(0.025)  # the publishing pace, not a wait
     return seq
 
 
@@ -69,7 +70,12 @@ def drain(sock: socket.socket, quiet: float = 2.0) -> bytes:
     return data
 
 
-async def scenario(url: str, group: str) -> dict[str, object]:
+def subscribed(url: str) -> int:
+    return int(stats(url)["hub"]["subscribers"])  # type: ignore[index]
+
+
+async def scenario(url: str, group: str, subscribers_after: int) -> dict[str, object]:
+    """``subscribers_after``: how many the hub holds once the publishing is over."""
     path = f"/test/rel/stream/{group}"
     readers = [Browser(url, path) for _ in range(READERS)]
     for reader in readers:
@@ -94,9 +100,8 @@ async def scenario(url: str, group: str) -> dict[str, object]:
         frozen = frozen_socket(url, path, version="1.0")
         head = frozen.recv(4096)  # the response head and the opening comment, then nothing
         assert b" 200 " in head.split(b"\r\n", 1)[0], head[:200]
-        await asyncio.sleep(0.3)
+        await asyncio.to_thread(until, lambda: subscribed(url) == READERS + 1)
         before = stats(url, collect=True)
-        assert before["hub"]["subscribers"] == READERS + 1  # type: ignore[index]
 
         # With it: the same publishing, while its buffers fill up and it falls behind.
         # Twice as many as before: 12.8 MB, well past what the kernel buffers for one socket
@@ -105,7 +110,7 @@ async def scenario(url: str, group: str) -> dict[str, object]:
         end = await publish_batches(client, group, middle, 2 * BATCHES)
         await all_received(readers, end)
         with_frozen = summary(readers, range(middle, end))
-        await asyncio.sleep(0.5)
+        await asyncio.to_thread(until, lambda: subscribed(url) == subscribers_after)
         after = stats(url, collect=True)
 
     # The others got everything, in order.
@@ -124,7 +129,7 @@ async def scenario(url: str, group: str) -> dict[str, object]:
     if woken.seqs[-1:] != [end - 1]:
         await all_received([resumed], end - middle - len(woken.seqs))
     else:
-        await asyncio.sleep(1)
+        await asyncio.sleep(1)  # what is under test: nothing is replayed
     assert woken.seqs + resumed.seqs == list(range(middle, end))
     for reader in [*readers, resumed]:
         await reader.close()
@@ -144,7 +149,7 @@ def test_a_frozen_client_is_dropped_and_resumes_without_slowing_the_others(
     start: StartServer, kind: str
 ) -> None:
     server = start(kind, env={"DJANGO_SSE_PING_INTERVAL": "5"})
-    result = asyncio.run(scenario(server.url, "frozen"))
+    result = asyncio.run(scenario(server.url, "frozen", subscribers_after=READERS))
     print(f"\n{kind}: {result}")
     # Dropped: only the ten readers are left in the hub, and it was cut off before the end.
     assert result["subscribers_after"] == READERS
@@ -166,7 +171,7 @@ def test_control_without_a_byte_budget_daphne_buffers_everything_for_a_frozen_cl
         "daphne",
         env={"DJANGO_SSE_PING_INTERVAL": "5", "DJANGO_SSE_SUBSCRIBER_MAX_BYTES": "0"},
     )
-    result = asyncio.run(scenario(server.url, "control"))
+    result = asyncio.run(scenario(server.url, "control", subscribers_after=READERS + 1))
     print(f"\ndaphne without SUBSCRIBER_MAX_BYTES: {result}")
     assert result["subscribers_after"] == READERS + 1
     assert result["frozen_got"] == 2 * BATCHES * BATCH

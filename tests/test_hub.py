@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,6 +16,7 @@ from django_sse.hub import current_layer, get_hub
 from django_sse.stream import OPENING
 from django_sse.subscribe import Subscription
 from tests.sse_parser import parse
+from tests.waiting import until_async as until
 
 _names = itertools.count()
 
@@ -38,14 +39,6 @@ async def collect(subscription: Subscription, count: int) -> list[bytes]:
 
 def layer_members(group: str) -> int:
     return len(current_layer().groups.get(layer_group(group), {}))
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(500):  # at most 5 s
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached within 5 s")
 
 
 async def test_a_thousand_subscribers_get_every_event_through_one_channel(group: str) -> None:

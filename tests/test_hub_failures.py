@@ -20,6 +20,7 @@ from django_sse import hub as hub_module
 from django_sse import publish, subscribe
 from django_sse.delivery import Delivery
 from django_sse.hub import HEARTBEAT_TYPE, Hub, LayerFailure, get_hub
+from tests.waiting import until_async as until
 
 _names = itertools.count()
 
@@ -69,17 +70,11 @@ def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hub_module, "HEARTBEAT_INTERVAL", 0.02)
 
 
-async def until(condition: Any, limit: float = 5) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
 async def test_a_healthy_layer_keeps_its_subscribers() -> None:
     hub = Hub(FlakyLayer())
     subscriber = Recorder()
     await hub.join("g", subscriber)
-    await asyncio.sleep(0.3)  # fifteen heartbeats
+    await until(lambda: hub.received >= 15)  # fifteen heartbeats, however long they take
     assert subscriber.ended == []
     assert hub.stats()["tasks"] == 3  # receive, watch, renew
     hub.leave("g", subscriber)
@@ -102,7 +97,8 @@ async def test_a_lost_heartbeat_ends_the_subscribers_and_the_next_join_starts_ov
     again = Recorder()
     await hub.join("g", again)
     assert hub.channel is not None and hub.channel != first_channel
-    await asyncio.sleep(0.2)
+    heard = hub.received
+    await until(lambda: hub.received >= heard + 10)  # ten heartbeats on the new channel
     assert again.ended == []
     hub.leave("g", again)
 

@@ -103,6 +103,7 @@ def server(start: StartServer, idle_database: str, redis_url: str) -> Iterator[S
     )
 
 
+@pytest.mark.slow
 def test_a_thousand_idle_streams_hold_no_database_connection(
     server: ServerProcess, idle_database: str, redis_url: str
 ) -> None:

@@ -7,7 +7,6 @@ by ``manage.py shell -c`` in a third process, exactly as a developer or a task w
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,6 +16,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
 from tests.servers import ServerProcess, manage
+from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
@@ -199,10 +199,7 @@ def test_disconnected_clients_leave_the_hub_and_the_last_one_releases_the_group(
     finally:
         for stream in opened:
             stream.close()
-    deadline = time.monotonic() + 10
-    while hub() != {"groups": {}, "channels": 0} and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert hub() == {"groups": {}, "channels": 0}
+    until(lambda: hub() == {"groups": {}, "channels": 0})
 
 
 def test_refusals_are_plain_error_responses_on_a_real_server(daphne: ServerProcess) -> None:

@@ -98,7 +98,7 @@ async def test_pings_while_idle_never_cancel_the_pending_step() -> None:
 async def test_no_ping_while_events_flow() -> None:
     async def source() -> AsyncIterator[int]:
         for i in range(20):
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # the spacing under test: far inside the 5 s interval
             yield i
 
     body = await collect(EventSourceResponse(source(), ping_interval=5))
@@ -238,10 +238,12 @@ async def test_middleware_turns_early_exceptions_into_error_responses() -> None:
 
 
 async def test_a_client_gone_while_priming_stops_the_source() -> None:
+    started = asyncio.Event()
     closed = asyncio.Event()
 
     async def source() -> AsyncIterator[int]:
         try:
+            started.set()
             await asyncio.sleep(3600)
             yield 1
         finally:
@@ -249,7 +251,7 @@ async def test_a_client_gone_while_priming_stops_the_source() -> None:
 
     response = EventSourceResponse(source())
     priming = asyncio.create_task(response.prime(wait=30))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(started.wait(), 30)
     priming.cancel()  # what Django does when the client disconnects during the middleware
     with pytest.raises(asyncio.CancelledError):
         await priming

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,7 @@ from httpx_sse import connect_sse
 from tests.conftest import StartServer
 from tests.servers import ServerProcess
 from tests.sse_parser import parse
+from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
@@ -29,13 +29,8 @@ def get(url: str, **kwargs: object) -> httpx.Response:
         return client.get(url, **kwargs)  # type: ignore[arg-type]
 
 
-def wait_for_file(path: Path, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists():
-            return True
-        time.sleep(0.05)
-    return False
+def wait_for_file(path: Path) -> bool:
+    return until(path.exists)
 
 
 def test_items_stream_reproduces_the_fastapi_example(server: ServerProcess) -> None:
@@ -122,10 +117,7 @@ def test_exception_mid_stream_ends_it_cleanly_and_is_logged(server: ServerProces
     response = get(server.url + "/test/raise-middle")
     assert response.status_code == 200
     assert [e.data for e in parse(response.content).events] == ['"first"']
-    deadline = time.monotonic() + 10
-    while "boom in the middle" not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert "boom in the middle" in server.log()
+    until(lambda: "boom in the middle" in server.log())
 
 
 def test_sync_generator_streams_and_is_closed(server: ServerProcess, markers: Path) -> None:

@@ -24,12 +24,14 @@ from tests.conftest import StartServer
 from tests.servers import ServerProcess
 from tests.stream_client import RawStream, address
 from tests.test_live_servers import make_env, shell
+from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
 STREAMS = 1000
-# A functional bound, not a performance figure: "exits within a few seconds".
-EXIT_BOUND = 10.0
+# A functional bound, not a performance figure: "exits, does not hang". Measured alone: under
+# 2 s; on a 2-core machine busy with other builds Daphne took over 10 s with 1,000 streams.
+EXIT_BOUND = 60.0
 UVICORN_ARGS = ["--timeout-graceful-shutdown", "2"]
 GROUP = "x.shutdown"
 PATH = "/test/live/open/shutdown"
@@ -40,11 +42,8 @@ def subscribers(server: ServerProcess) -> int:
     return int(groups.get(GROUP, 0))
 
 
-def wait_for_subscribers(server: ServerProcess, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while subscribers(server) < count:
-        assert time.monotonic() < deadline, f"{subscribers(server)} of {count} subscribed"
-        time.sleep(0.2)
+def wait_for_subscribers(server: ServerProcess, count: int) -> None:
+    until(lambda: subscribers(server) >= count, within=120, interval=0.2)
 
 
 def publish(server: ServerProcess, count: int, start: int) -> list[str]:
@@ -86,7 +85,10 @@ def stop_and_time(server: ServerProcess, sig: int) -> float:
         server.process.wait(EXIT_BOUND)
     except subprocess.TimeoutExpired:
         server.process.send_signal(signal.SIGUSR1)  # tests/asgi.py: dump every thread's stack
-        time.sleep(1)
+        try:
+            until(lambda: "most recent call first" in server.log(), within=10)
+        except AssertionError:
+            pass  # the log below says what there is
         server.stop(signal.SIGKILL)
         pytest.fail(f"{server.kind} still running {EXIT_BOUND} s after {sig!r}:\n{server.log()}")
     elapsed = time.monotonic() - started
@@ -94,6 +96,7 @@ def stop_and_time(server: ServerProcess, sig: int) -> float:
     return elapsed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
 def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_restart(
@@ -163,7 +166,7 @@ def test_uvicorn_without_a_graceful_timeout_waits_for_open_streams(
         for stream in streams:
             assert await stream.open() == 200
         server.process.send_signal(signal.SIGTERM)
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # what is under test: still running 3 s after the signal
         still_running = server.process.poll() is None
         # Not even a second Ctrl+C gets it out on Python 3.12 with Django 6.1 (seen in CI):
         # SIGKILL is what is left to an operator.
