@@ -95,7 +95,12 @@ if REDIS_URL:
                 "CHANNEL_LAYER_BACKEND", "channels_redis.pubsub.RedisPubSubChannelLayer"
             ),
             # One retry on a connection error: the first publish after a Redis restart works.
-            "CONFIG": {"hosts": [channel_layer_host(REDIS_URL)]},
+            "CONFIG": {
+                "hosts": [channel_layer_host(REDIS_URL)],
+                # Redis pub/sub channels are shared by every database number: several projects
+                # (or test runs) on one Redis need a prefix each (DJANGO_SSE_KEY_PREFIX).
+                "prefix": os.environ.get("DJANGO_SSE_KEY_PREFIX") or "asgi",
+            },
         }
     }
     # Replay from a Redis Stream, so a client may reconnect to another server process.

@@ -124,7 +124,8 @@ def test_a_save_while_redis_is_down_reaches_a_live_client_once_redis_is_back(
     assert saved.split()[1] == "1", "the event was not in the outbox after the save"
     assert events == [("created", before), ("created", during)]  # once each, in order
     assert shell(PENDING.format(name=during), shell_env) == "0"
-    assert "stay in the outbox" not in server.log()  # the server itself never failed a relay
+    # (The server's periodic relay may itself have failed while Redis was down: it tries every
+    # 0.5 s and the row is committed before Redis restarts. Once each, in order, is what counts.)
 
 
 KILLED_AFTER_COMMIT = """
