@@ -60,6 +60,18 @@ class Record:
     payload: bytes | None = None
     is_json: bool | None = True  # None: the event has no data
 
+    def delivery(self, group: str, event_id: str, origin: str | None = None) -> Delivery:
+        """This event as it is sent, now that the log has numbered it."""
+        return Delivery(
+            group=group,
+            id=event_id,
+            wire=with_id(self.body, event_id),
+            event=self.event,
+            payload=self.payload,
+            is_json=self.is_json,
+            origin=origin,
+        )
+
 
 @dataclass
 class Page:
@@ -167,15 +179,7 @@ class MemoryLog:
             state.touched = now
             state.sequence += 1
             event_id = f"{state.epoch}-{state.sequence}"
-            delivery = Delivery(
-                group=group,
-                id=event_id,
-                wire=with_id(record.body, event_id),
-                event=record.event,
-                payload=record.payload,
-                is_json=record.is_json,
-                origin=self.origin,
-            )
+            delivery = record.delivery(group, event_id, self.origin)
             if self.window:
                 entries = state.entries
                 entries.append((now, delivery))
@@ -356,15 +360,7 @@ class RedisLog:
             keys=[self.key(group), self.position_key(group)],
             args=[self.window, self.ttl, *fields],
         )
-        event_id = _decode(raw_id)
-        return Delivery(
-            group=group,
-            id=event_id,
-            wire=with_id(record.body, event_id),
-            event=record.event,
-            payload=record.payload,
-            is_json=record.is_json,
-        )
+        return record.delivery(group, _decode(raw_id))
 
     async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page:
         # One transaction: the position and the page are of the same moment, so the check
