@@ -144,11 +144,6 @@ def released(url: str) -> bool:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 10 (a disconnect between the subscription's setup and the response "
-    "start leaks it), fixed in the response/middleware by another change: drop this marker then",
-)
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
 def test_a_client_gone_before_the_response_started_is_released(
     start: StartServer, kind: str
