@@ -267,7 +267,9 @@ def test_resuming_from_the_oldest_id_while_publishers_trim_gets_resets_never_gap
         oldest: str = first.json()["ids"][0]
         running = publishers(env, "ord.trim", total, processes=3, coroutines=2)
         results = []
-        while any(p.poll() is None for p in running):
+        # Rounds of 10 resumes while the publishers trim the window, and at least 5 rounds in
+        # all: on a fast machine the publishers may be done after the first.
+        while any(p.poll() is None for p in running) or len(results) < 50:
             results += await asyncio.gather(*(resume(oldest) for _ in range(10)))
         return results, await asyncio.to_thread(wait_all, running), oldest
 
@@ -300,7 +302,6 @@ def test_resuming_from_the_oldest_id_while_publishers_trim_gets_resets_never_gap
         f"\n{len(results)} resumes: {resets} with resets, {silent} with silent gaps "
         f"({skipped} events skipped), {inversions} inversions"
     )
-    assert len(results) >= 50
     assert (silent, skipped, inversions) == (0, 0, 0)
     assert resets >= len(results) // 2  # the oldest id falls out of the 50-event window
 
