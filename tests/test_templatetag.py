@@ -152,6 +152,12 @@ def test_options() -> None:
     }
 
 
+def test_share_false_gives_the_feed_a_connection_of_its_own() -> None:
+    # Shared is the default and is not written out; share=False tells the client to opt out.
+    assert "share" not in config_of(render('{% sse_stream "items-stream" %}'))
+    assert config_of(render('{% sse_stream "items-stream" share=False %}'))["share"] is False
+
+
 def test_nonce_from_request_attribute_django_csp() -> None:
     request = RequestFactory().get("/")
     request.csp_nonce = SimpleLazyObject(lambda: "abc123")  # type: ignore[attr-defined]

@@ -87,6 +87,7 @@ def sse_stream(
     reconnect: bool = True,
     backoff: int | None = None,
     max_backoff: int | None = None,
+    share: bool = True,
     **kwargs: Any,
 ) -> SafeString:
     """Connect the enclosing element to an event stream.
@@ -98,6 +99,8 @@ def sse_stream(
     ``last_event_id`` is where a first visit resumes from: the id the page was rendered at.
     ``backoff`` and ``max_backoff`` (ms) bound the client's own reconnects after the browser
     gives up; ``reconnect=False`` closes the stream when it ends or fails instead.
+    ``share=False`` gives this feed a connection of its own: by default the tags of a page
+    share one connection, and the tabs of a browser one for all of them (docs/tabs.md).
     """
     if "/" in url:
         if args or kwargs:
@@ -119,6 +122,8 @@ def sse_stream(
         config["backoff"] = int(backoff)
     if max_backoff is not None:
         config["maxBackoff"] = int(max_backoff)
+    if not share:
+        config["share"] = False
     nonce = csp_nonce(context)
     client = (
         format_html('<script src="{}" defer nonce="{}"></script>', static(CLIENT), nonce)

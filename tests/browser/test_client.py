@@ -226,8 +226,9 @@ def test_a_second_tag_in_the_same_element_is_refused_with_a_console_error(
     assert page.text_content("#log") == "plain line <not html>\n"
     assert [e["detail"]["data"] for e in sse_events(page, "sse:greeting")] == [{"hello": "world"}]
     assert len(sse_events(page, "sse:open")) == 1
-    assert page.evaluate("window.DjangoSSE.streams.length") == 1
-    assert page.evaluate("window.DjangoSSE.streams[0].url.search") == "?script=client"
+    assert page.evaluate("window.DjangoSSE.state().feeds") == [
+        server.url + "/test/browser/scripted?script=client"
+    ]
     assert page.inner_html("#swap") == '<p class="fragment">swapped <em>in</em></p>'
     items = page.eval_on_selector_all(
         "#list > li", "els => els.map(e => [e.dataset.sseKey, e.textContent])"

@@ -1,9 +1,16 @@
 /*
  * django-sse browser client. Rendered by {% sse_stream %} (template library "sse"); no
- * dependencies, no build step.
+ * dependencies, no build step. Four parts, each one idea:
  *
- * Each <script type="application/json" data-django-sse-config> holds one stream's
- * configuration; the element that contains it becomes the stream's root:
+ *   Feed        one tag's element and its declarative targets (the DOM applier);
+ *   Connection  one EventSource for one or several feeds, with reconnects and backoff;
+ *   PageShare   every shareable feed of this page on one connection;
+ *   TabShare    one connection for every tab of the origin: the tab holding the Web Lock
+ *               "django-sse" connects for the union of all tabs' feeds and relays each event
+ *               over the BroadcastChannel "django-sse" (docs/tabs.md).
+ *
+ * Each <script type="application/json" data-django-sse-config> holds one feed's
+ * configuration; the element that contains it becomes the feed's root:
  *   - data-sse-state="connecting|open|closed" reflects the connection;
  *   - DOM events "sse:open", "sse:error" and "sse:<event name>" are dispatched on it (they
  *     bubble; event.detail = {event, data, raw, lastEventId});
@@ -14,25 +21,39 @@
  *       [data-sse-list]             children keyed by data-sse-key are inserted, replaced or
  *                                   removed on "created", "updated", "deleted" (rename them
  *                                   with data-sse-created/-updated/-deleted).
- * An element is the root of one stream only: a second config script in the same element is
- * not started (a console error says so), so no event is applied twice.
+ * An element is the root of one feed only: a second config script in the same element is not
+ * started (a console error says so), so no event is applied twice. A feed whose root leaves
+ * the document (an htmx swap, a removal) stops; a tag added later (an htmx swap) starts.
+ *
+ * window.DjangoSSE = {scan(container), state()}: scan() starts the tags inside a container at
+ * once (they are also found by a MutationObserver); state() is a snapshot for debugging.
  */
 (function () {
   "use strict";
 
   if (window.DjangoSSE) {
-    // The tag renders the script once per stream; the first copy does all the work.
+    // The tag renders the script once per feed; the first copy does all the work.
     return;
   }
 
   var CONFIG_SELECTOR = "script[data-django-sse-config]";
   var STORAGE_PREFIX = "django-sse:last-event-id:";
+  var SHARED_NAME = "django-sse";
   var DEFAULT_BACKOFF = 1000;
   var DEFAULT_MAX_BACKOFF = 30000;
-  var streams = [];
+  // A page may change its feeds in several steps (an htmx swap removes one tag, adds another):
+  // the shared connection is rebuilt once they have settled, not once per step.
+  var SETTLE_MS = 30;
+  var feeds = [];
 
-  // sessionStorage throws in some privacy modes and sandboxed frames: resuming is then only
-  // best effort, never an error.
+  /* ---------------------------------------------------------------- small helpers */
+
+  /**
+   * Read sessionStorage, which throws in some privacy modes and sandboxed frames: resuming is
+   * then only best effort, never an error.
+   * @param {string} key
+   * @returns {?string}
+   */
   function storageGet(key) {
     try {
       return window.sessionStorage.getItem(key);
@@ -41,6 +62,11 @@
     }
   }
 
+  /**
+   * Write (or, for an empty value, remove) a sessionStorage entry; see storageGet.
+   * @param {string} key
+   * @param {?string} value
+   */
   function storageSet(key, value) {
     try {
       if (value) {
@@ -53,12 +79,20 @@
     }
   }
 
+  /**
+   * @param {?string} value a space-separated list
+   * @returns {string[]}
+   */
   function words(value) {
     return (value || "").split(/\s+/).filter(Boolean);
   }
 
+  /**
+   * Events sent with `data` are JSON; those sent with `raw_data` usually are not.
+   * @param {string} raw
+   * @returns {*} the parsed JSON, or the text itself
+   */
   function parse(raw) {
-    // Events sent with `data` are JSON; those sent with `raw_data` usually are not.
     try {
       return JSON.parse(raw);
     } catch (e) {
@@ -66,10 +100,12 @@
     }
   }
 
+  /** @returns {boolean} whether value is a plain JSON object */
   function isRecord(value) {
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
+  /** @returns {string} a JSON value as text for the page */
   function display(value) {
     if (value === null || value === undefined) {
       return "";
@@ -77,40 +113,97 @@
     return typeof value === "object" ? JSON.stringify(value) : String(value);
   }
 
-  function Stream(root, config) {
-    this.root = root;
-    this.config = config;
-    this.source = null;
-    this.timer = null;
-    this.attempts = 0;
-    // Set by pagehide when the stream was connected or about to reconnect: only those
-    // streams come back on pageshow, never one that had closed for good.
-    this.suspended = false;
-    var url = new URL(config.url, document.baseURI);
-    url.searchParams.delete("lastEventId");
-    this.url = url;
-    this.storageKey = STORAGE_PREFIX + url.href;
+  /**
+   * Add every name of `more` to the object-as-set `names`.
+   * @param {Object<string, boolean>} names
+   * @param {string[]} more
+   */
+  function addNames(names, more) {
+    more.forEach(function (name) {
+      names[name] = true;
+    });
   }
 
-  Stream.prototype.setState = function (state) {
+  /**
+   * The feeds an event belongs to, from the `<f>:` prefix of its id (FEEDS protocol): the
+   * indexes into the connection's feeds. A connection of one feed routes everything to it.
+   * @param {string} id the event's id
+   * @param {number} count how many feeds the connection carries
+   * @returns {number[]}
+   */
+  function routeOf(id, count) {
+    var all = [];
+    for (var i = 0; i < count; i++) {
+      all.push(i);
+    }
+    var colon = (id || "").indexOf(":");
+    if (count === 1 || colon === -1) {
+      return all;
+    }
+    return id
+      .slice(0, colon)
+      .split(",")
+      .map(Number)
+      .filter(function (n) {
+        return n >= 0 && n < count && Math.floor(n) === n;
+      });
+  }
+
+  /* ---------------------------------------------------------------- Feed: the DOM applier */
+
+  /**
+   * One {% sse_stream %} tag: its root element, its configuration and its declarative targets.
+   * It knows nothing of connections: it is told the state and given events.
+   * @constructor
+   * @param {Element} root
+   * @param {Object} config what the tag rendered (url, events, share, lastEventId, ...)
+   */
+  function Feed(root, config) {
+    this.root = root;
+    this.config = config;
+    var url = new URL(config.url, document.baseURI);
+    // Where a first visit resumes from: the id the page was rendered at.
+    this.renderedId = config.lastEventId || url.searchParams.get("lastEventId") || "";
+    url.searchParams.delete("lastEventId");
+    this.url = url;
+    // Its identity across the page and the tabs: the URL without its starting position.
+    this.key = url.href;
+    // Only same-origin feeds without credentials mode can share: one combined URL is sent to
+    // feed 0's view, and the cross-origin case has other cookies.
+    // A finite stream (reconnect=False) would end the shared connection: it keeps its own.
+    this.shareable =
+      config.share !== false &&
+      config.reconnect !== false &&
+      url.origin === window.location.origin &&
+      !config.withCredentials;
+  }
+
+  /** @returns {boolean} whether the root is still in the document */
+  Feed.prototype.attached = function () {
+    return this.root.isConnected;
+  };
+
+  /** @param {string} state connecting, open or closed */
+  Feed.prototype.setState = function (state) {
     this.root.setAttribute("data-sse-state", state);
   };
 
-  Stream.prototype.dispatch = function (name, detail) {
+  /**
+   * Dispatch a bubbling, cancelable DOM event on the root.
+   * @returns {boolean} false if a listener called preventDefault()
+   */
+  Feed.prototype.dispatch = function (name, detail) {
     var event = new CustomEvent(name, { bubbles: true, cancelable: true, detail: detail });
     return this.root.dispatchEvent(event);
   };
 
-  Stream.prototype.eventNames = function () {
+  /** @returns {string[]} the event names to listen to for this feed */
+  Feed.prototype.names = function () {
     var names = { message: true, reset: true };
-    (this.config.events || []).forEach(function (name) {
-      names[name] = true;
-    });
+    addNames(names, this.config.events || []);
     // Events named by declarative targets need no listing in the tag.
     this.targets("[data-sse-swap]").forEach(function (el) {
-      words(el.getAttribute("data-sse-swap")).forEach(function (name) {
-        names[name] = true;
-      });
+      addNames(names, words(el.getAttribute("data-sse-swap")));
     });
     this.targets("[data-sse-list]").forEach(function (list) {
       ["created", "updated", "deleted"].forEach(function (action) {
@@ -120,109 +213,29 @@
     return Object.keys(names);
   };
 
-  Stream.prototype.targets = function (selector) {
+  /**
+   * The elements matching selector that belong to this feed (not to a feed nested inside).
+   * @returns {Element[]}
+   */
+  Feed.prototype.targets = function (selector) {
     var root = this.root;
     var found = Array.prototype.slice.call(root.querySelectorAll(selector));
     if (root.matches(selector)) {
       found.unshift(root);
     }
-    // A stream nested inside this one owns its own targets.
     return found.filter(function (el) {
-      var owner = el.closest("[data-sse-root]");
-      return owner === root;
+      return el.closest("[data-sse-root]") === root;
     });
   };
 
-  Stream.prototype.connect = function () {
-    var self = this;
-    this.timer = null;
-    var url = new URL(this.url.href);
-    // A reload starts a new EventSource that knows no id: resume from the one kept for this
-    // tab, or from the id the page was rendered at.
-    var resumeFrom = storageGet(this.storageKey) || this.config.lastEventId;
-    if (resumeFrom) {
-      url.searchParams.set("lastEventId", resumeFrom);
-    }
-    var source = new EventSource(url.href, { withCredentials: !!this.config.withCredentials });
-    this.source = source;
-    this.setState("connecting");
-    source.addEventListener("open", function () {
-      self.attempts = 0;
-      self.setState("open");
-      self.dispatch("sse:open", { url: url.href });
-    });
-    source.addEventListener("error", function () {
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error or a wrong content type): retry ourselves.
-        self.setState("closed");
-        self.dispatch("sse:error", { willRetry: self.config.reconnect !== false });
-        self.source = null;
-        if (self.config.reconnect !== false) {
-          self.scheduleReconnect();
-        }
-      } else {
-        // The browser reconnects by itself, after the server's `retry` delay.
-        self.setState("connecting");
-        self.dispatch("sse:error", { willRetry: true });
-        if (self.config.reconnect === false) {
-          self.close();
-        }
-      }
-    });
-    this.eventNames().forEach(function (name) {
-      source.addEventListener(name, function (event) {
-        self.receive(name, event);
-      });
-    });
-  };
-
-  Stream.prototype.scheduleReconnect = function () {
-    var base = this.config.backoff || DEFAULT_BACKOFF;
-    var cap = this.config.maxBackoff || DEFAULT_MAX_BACKOFF;
-    var delay = Math.min(cap, base * Math.pow(2, this.attempts));
-    this.attempts += 1;
-    // Jitter spreads the reconnects of many pages after a server restart.
-    delay = delay / 2 + Math.random() * (delay / 2);
-    this.timer = window.setTimeout(this.connect.bind(this), delay);
-  };
-
-  Stream.prototype.close = function () {
-    if (this.timer !== null) {
-      window.clearTimeout(this.timer);
-      this.timer = null;
-    }
-    if (this.source) {
-      this.source.close();
-      this.source = null;
-    }
-    this.setState("closed");
-  };
-
-  Stream.prototype.suspend = function () {
-    this.suspended = this.suspended || this.source !== null || this.timer !== null;
-    this.close();
-  };
-
-  Stream.prototype.resume = function () {
-    if (this.suspended && !this.source && this.timer === null) {
-      this.suspended = false;
-      this.attempts = 0;
-      this.connect();
-    }
-  };
-
-  Stream.prototype.receive = function (name, event) {
-    if (event.lastEventId) {
-      storageSet(this.storageKey, event.lastEventId);
-    } else if (name === "reset") {
-      storageSet(this.storageKey, null);
-    }
-    var detail = {
-      event: name,
-      data: parse(event.data),
-      raw: event.data,
-      lastEventId: event.lastEventId,
-    };
+  /**
+   * Apply one event: the sse:<name> DOM event, then (unless cancelled) the declarative targets.
+   * @param {string} name the event's name
+   * @param {string} raw its data
+   * @param {string} id its id ("" when it has none)
+   */
+  Feed.prototype.apply = function (name, raw, id) {
+    var detail = { event: name, data: parse(raw), raw: raw, lastEventId: id };
     if (!this.dispatch("sse:" + name, detail)) {
       return; // the page handled it and asked for no declarative update
     }
@@ -238,7 +251,8 @@
     this.updateLists(name, detail);
   };
 
-  Stream.prototype.swap = function (name, detail) {
+  /** Swap the event into every [data-sse-swap] target that names it. */
+  Feed.prototype.swap = function (name, detail) {
     this.targets("[data-sse-swap]").forEach(function (el) {
       if (words(el.getAttribute("data-sse-swap")).indexOf(name) === -1) {
         return;
@@ -263,7 +277,8 @@
     });
   };
 
-  Stream.prototype.updateLists = function (name, detail) {
+  /** Insert, replace or remove the keyed child of every [data-sse-list] the event concerns. */
+  Feed.prototype.updateLists = function (name, detail) {
     var self = this;
     this.targets("[data-sse-list]").forEach(function (list) {
       var keyField = list.getAttribute("data-sse-key-field") || "id";
@@ -296,7 +311,8 @@
     });
   };
 
-  Stream.prototype.findKeyed = function (list, key) {
+  /** @returns {?Element} the child of list whose data-sse-key is key */
+  Feed.prototype.findKeyed = function (list, key) {
     var children = list.children;
     for (var i = 0; i < children.length; i++) {
       if (children[i].getAttribute("data-sse-key") === key) {
@@ -306,7 +322,12 @@
     return null;
   };
 
-  Stream.prototype.render = function (list, keyField, detail) {
+  /**
+   * A list item for the event: the list's <template> filled from JSON fields (as text), or a
+   * server-rendered fragment (raw_data) carrying its own data-sse-key.
+   * @returns {?Element}
+   */
+  Feed.prototype.render = function (list, keyField, detail) {
     var node;
     if (isRecord(detail.data)) {
       var template = list.querySelector(":scope > template");
@@ -328,7 +349,6 @@
       console.warn("django-sse: list events need an object or an HTML fragment", detail.raw);
       return null;
     } else {
-      // A server-rendered fragment (raw_data) that carries its own data-sse-key.
       var holder = document.createElement("template");
       holder.innerHTML = String(detail.raw).trim();
       node = holder.content.firstElementChild;
@@ -340,14 +360,500 @@
     return node;
   };
 
+  /* ---------------------------------------------------------------- Connection */
+
+  /**
+   * The URL of a connection for `specs` (FEEDS protocol): feed 0's URL plus one `feed=` per
+   * further feed, in order, each with its own starting position; `lastEventId` positions the
+   * whole connection (it is what the browser would send as Last-Event-ID).
+   * @param {{key: string, renderedId: string}[]} specs
+   * @param {string} lastId
+   * @returns {string}
+   */
+  function connectionUrl(specs, lastId) {
+    var url = new URL(specs[0].key);
+    for (var i = 1; i < specs.length; i++) {
+      var feed = new URL(specs[i].key);
+      if (specs[i].renderedId) {
+        feed.searchParams.set("lastEventId", specs[i].renderedId);
+      }
+      url.searchParams.append("feed", feed.pathname + feed.search);
+    }
+    var resumeFrom = lastId || specs[0].renderedId;
+    if (resumeFrom) {
+      url.searchParams.set("lastEventId", resumeFrom);
+    }
+    return url.href;
+  }
+
+  /**
+   * One EventSource for one or several feeds, reconnecting with backoff when the browser gives
+   * up. It reports events (with the indexes of the feeds they belong to) and state changes to
+   * its owner, and keeps the last id so that its own reconnects resume where it stopped.
+   * @constructor
+   * @param {{key: string, renderedId: string, names: string[]}[]} specs the feeds, in order
+   * @param {Object} options reconnect, backoff, maxBackoff, withCredentials
+   * @param {{event: function(string, string, string, number[]), state: function(string, Object)}} owner
+   * @param {string} lastId where to resume from ("" for each feed's rendered position)
+   */
+  function Connection(specs, options, owner, lastId) {
+    this.specs = specs;
+    this.options = options;
+    this.owner = owner;
+    this.lastId = lastId || "";
+    this.source = null;
+    this.timer = null;
+    this.attempts = 0;
+    var names = {};
+    specs.forEach(function (spec) {
+      addNames(names, spec.names);
+    });
+    this.names = Object.keys(names);
+  }
+
+  /** Open the EventSource, resuming after this.lastId. */
+  Connection.prototype.open = function () {
+    var self = this;
+    this.timer = null;
+    var url = connectionUrl(this.specs, this.lastId);
+    var source = new EventSource(url, { withCredentials: !!this.options.withCredentials });
+    this.source = source;
+    this.owner.state("connecting", {});
+    source.addEventListener("open", function () {
+      self.attempts = 0;
+      self.owner.state("open", { url: url });
+    });
+    source.addEventListener("error", function () {
+      var retry = self.options.reconnect !== false;
+      if (source.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error or a wrong content type): retry ourselves.
+        self.source = null;
+        self.owner.state("closed", { willRetry: retry });
+        if (retry) {
+          self.scheduleReconnect();
+        }
+      } else {
+        // The browser reconnects by itself (sending Last-Event-ID) after `retry`.
+        self.owner.state("connecting", { willRetry: retry });
+        if (!retry) {
+          self.close();
+        }
+      }
+    });
+    this.names.forEach(function (name) {
+      source.addEventListener(name, function (event) {
+        // The browser's own value: kept over events without an id, emptied by an empty one.
+        self.lastId = event.lastEventId;
+        var route = routeOf(event.lastEventId, self.specs.length);
+        self.owner.event(name, event.data, event.lastEventId, route);
+      });
+    });
+  };
+
+  /** Reconnect after an exponential, jittered delay. */
+  Connection.prototype.scheduleReconnect = function () {
+    var base = this.options.backoff || DEFAULT_BACKOFF;
+    var cap = this.options.maxBackoff || DEFAULT_MAX_BACKOFF;
+    var delay = Math.min(cap, base * Math.pow(2, this.attempts));
+    this.attempts += 1;
+    // Jitter spreads the reconnects of many pages after a server restart.
+    delay = delay / 2 + Math.random() * (delay / 2);
+    this.timer = window.setTimeout(this.open.bind(this), delay);
+  };
+
+  /** @returns {boolean} whether it is connected or about to reconnect */
+  Connection.prototype.live = function () {
+    return this.source !== null || this.timer !== null;
+  };
+
+  /** Close for good (the owner may make a new one). */
+  Connection.prototype.close = function () {
+    if (this.timer !== null) {
+      window.clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+    this.owner.state("closed", {});
+  };
+
+  /* ---------------------------------------------------------------- PageShare */
+
+  /**
+   * The feeds to connect for: one spec per key, names merged, in order of first appearance.
+   * @param {{key: string, renderedId: string, names: string[]}[]} list
+   * @returns {{key: string, renderedId: string, names: string[]}[]}
+   */
+  function mergeSpecs(list) {
+    var byKey = {};
+    var specs = [];
+    list.forEach(function (spec) {
+      var merged = byKey[spec.key];
+      if (!merged) {
+        merged = byKey[spec.key] = { key: spec.key, renderedId: spec.renderedId, names: [] };
+        specs.push(merged);
+      }
+      var names = {};
+      addNames(names, merged.names.concat(spec.names));
+      merged.names = Object.keys(names);
+    });
+    return specs;
+  }
+
+  /** @returns {string} a comparable summary of specs: keys and names */
+  function signature(specs) {
+    return JSON.stringify(
+      specs.map(function (spec) {
+        return [spec.key, spec.names.slice().sort()];
+      })
+    );
+  }
+
+  /** @returns {Object} the spec of one local feed: its key, rendered id and event names */
+  function specOf(feed) {
+    return { key: feed.key, renderedId: feed.renderedId, names: feed.names() };
+  }
+
+  /** @returns {string} the sessionStorage key of the last id for these feed keys */
+  function storageKey(keys) {
+    return STORAGE_PREFIX + keys.slice().sort().join(" ");
+  }
+
+  /**
+   * The feeds of this page that one connection carries: a single feed (share=False, a finite
+   * or cross-origin stream) or every shareable feed of the page (where tabs cannot share).
+   * The connection is rebuilt when the set of feeds changes and closed when none is left; the
+   * last id is kept in sessionStorage per set of feeds, for a reload.
+   * @constructor
+   */
+  function PageShare() {
+    this.feeds = [];
+    this.lastId = "";
+    this.connection = null;
+    this.timer = null;
+    this.suspended = false;
+    this.options = {};
+  }
+
+  /** Add a feed; the first one connects at once, later ones once the page has settled. */
+  PageShare.prototype.add = function (feed) {
+    this.options = this.feeds.length ? this.options : feed.config;
+    this.feeds.push(feed);
+    feed.setState("connecting");
+    this.changed();
+  };
+
+  /** Remove a feed (its root left the page). */
+  PageShare.prototype.remove = function (feed) {
+    this.feeds = this.feeds.filter(function (f) {
+      return f !== feed;
+    });
+    this.changed();
+  };
+
+  /** The feeds changed: refresh now if nothing is connected, else once they settle. */
+  PageShare.prototype.changed = function () {
+    if (!this.connection) {
+      this.refresh();
+    } else if (this.timer === null) {
+      this.timer = window.setTimeout(this.refresh.bind(this), SETTLE_MS);
+    }
+  };
+
+  /** @returns {Object[]} the specs this page connects for */
+  PageShare.prototype.wanted = function () {
+    return mergeSpecs(this.feeds.map(specOf));
+  };
+
+  /** @returns {string[]} the keys of this page's feeds */
+  PageShare.prototype.keys = function () {
+    return this.feeds.map(function (feed) {
+      return feed.key;
+    });
+  };
+
+  /** Connect for wanted() unless the connection already carries exactly that. */
+  PageShare.prototype.refresh = function () {
+    window.clearTimeout(this.timer);
+    this.timer = null;
+    var specs = this.suspended ? [] : this.wanted();
+    var current = this.connection;
+    if (current && current.live() && signature(current.specs) === signature(specs)) {
+      return;
+    }
+    // A connection replaced by one for other feeds reports no "closed" in between.
+    this.closeConnection(specs.length > 0);
+    if (!specs.length) {
+      return;
+    }
+    // After a reload: resume from the id kept for this set of feeds in this tab.
+    this.lastId = this.lastId || storageGet(storageKey(this.keys())) || "";
+    var self = this;
+    var connection = new Connection(
+      specs,
+      this.options,
+      {
+        event: function (name, raw, id, route) {
+          var keys = route.map(function (i) {
+            return specs[i].key;
+          });
+          self.deliver(keys, name, raw, id);
+        },
+        state: function (state, detail) {
+          if (self.connection === connection) {
+            self.state(state, detail); // not a replaced connection closing
+          }
+        },
+      },
+      this.lastId
+    );
+    this.connection = connection;
+    connection.open();
+  };
+
+  /**
+   * Close the connection, keeping its last id for the next one.
+   * @param {boolean} replacing whether a new connection follows at once
+   */
+  PageShare.prototype.closeConnection = function (replacing) {
+    var connection = this.connection;
+    if (connection) {
+      this.lastId = connection.lastId || this.lastId;
+      this.connection = null;
+      connection.close();
+      if (!replacing) {
+        this.state("closed", {});
+      }
+    }
+  };
+
+  /**
+   * Apply one event to the local feeds whose key is in keys, and keep its id.
+   * @param {string[]} keys the keys of the feeds it belongs to
+   */
+  PageShare.prototype.deliver = function (keys, name, raw, id) {
+    this.lastId = id;
+    storageSet(storageKey(this.keys()), id);
+    this.feeds.forEach(function (feed) {
+      if (keys.indexOf(feed.key) !== -1 && feed.attached()) {
+        feed.apply(name, raw, id);
+      }
+    });
+  };
+
+  /** Show a state on the local feeds, dispatching sse:open and sse:error. */
+  PageShare.prototype.state = function (state, detail) {
+    this.currentState = state;
+    this.feeds.forEach(function (feed) {
+      var was = feed.root.getAttribute("data-sse-state");
+      feed.setState(state);
+      if (state === "open") {
+        if (was !== "open") {
+          feed.dispatch("sse:open", detail); // once per opening, however often it is told
+        }
+      } else if (detail.willRetry !== undefined) {
+        feed.dispatch("sse:error", detail);
+      }
+    });
+  };
+
+  /** pagehide: close, remembering whether to come back (a finished stream stays closed). */
+  PageShare.prototype.suspend = function () {
+    this.comeBack = !!(this.connection && this.connection.live());
+    this.suspended = true;
+    this.refresh();
+  };
+
+  /** pageshow from the back/forward cache: reconnect if it was live, resuming by id. */
+  PageShare.prototype.resume = function () {
+    this.suspended = false;
+    if (this.comeBack) {
+      this.refresh();
+    }
+  };
+
+  /* ---------------------------------------------------------------- TabShare */
+
+  /**
+   * One connection for every tab of the origin, on top of PageShare. Every tab announces its
+   * feeds ("hello") on the BroadcastChannel and remembers the others'; the tab holding the
+   * Web Lock (the leader) connects for the union and relays each event ("event": feed keys,
+   * name, data, id), and the others apply the events of their own feeds and keep the last id
+   * relayed. A leader that closes, is frozen or enters the back/forward cache lets the lock
+   * go; the next tab in the lock's queue connects at once, resuming from that id.
+   * @constructor
+   */
+  function TabShare() {
+    PageShare.call(this);
+    this.tab = Math.random().toString(36).slice(2) + Date.now().toString(36);
+    this.others = {}; // tab id -> that tab's specs
+    this.leading = false;
+    this.channel = null;
+    this.join();
+  }
+  TabShare.prototype = Object.create(PageShare.prototype);
+
+  /** @returns {boolean} whether this browser has what tab sharing needs */
+  TabShare.supported = function () {
+    return !!(window.BroadcastChannel && navigator.locks && window.AbortController);
+  };
+
+  /** Open the channel and queue for the lock (at start, after the cache or a freeze). */
+  TabShare.prototype.join = function () {
+    var self = this;
+    this.channel = new BroadcastChannel(SHARED_NAME);
+    this.channel.onmessage = function (message) {
+      self.receive(message.data);
+    };
+    this.post({ type: "who" });
+    this.changed();
+    var abort = (this.abort = new AbortController());
+    navigator.locks
+      .request(SHARED_NAME, { signal: abort.signal }, function () {
+        return new Promise(function (release) {
+          self.releaseLock = release;
+          self.leading = true;
+          // Relays the old leader sent just before it went may still be queued for this
+          // tab: let them set the last id first, or they would be replayed a second time.
+          window.clearTimeout(self.timer);
+          self.timer = window.setTimeout(self.refresh.bind(self), SETTLE_MS);
+        });
+      })
+      .catch(function () {
+        /* aborted: this tab left the queue */
+      });
+  };
+
+  /** Leave: stop leading or queueing, say goodbye, close the channel. */
+  TabShare.prototype.leave = function () {
+    this.leading = false;
+    this.refresh(); // closes the connection, if this tab led
+    this.abort.abort();
+    if (this.releaseLock) {
+      this.releaseLock();
+      this.releaseLock = null;
+    }
+    this.post({ type: "bye", tab: this.tab });
+    this.channel.close();
+    this.channel = null;
+    this.others = {};
+  };
+
+  /** @param {Object} message posted to the other tabs */
+  TabShare.prototype.post = function (message) {
+    if (this.channel) {
+      this.channel.postMessage(message);
+    }
+  };
+
+  /** The feeds of this tab changed: tell the others (the leader reconnects if need be). */
+  TabShare.prototype.changed = function () {
+    this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf) });
+    if (this.leading && this.timer === null) {
+      this.timer = window.setTimeout(this.refresh.bind(this), SETTLE_MS);
+    } else if (!this.leading && this.currentState) {
+      this.state(this.currentState, {}); // a feed added while the connection is up
+    }
+  };
+
+  /** @returns {Object[]} the union of every tab's feeds (this tab's first), if leading */
+  TabShare.prototype.wanted = function () {
+    if (!this.leading) {
+      return [];
+    }
+    var all = this.feeds.map(specOf);
+    var others = this.others;
+    Object.keys(others)
+      .sort()
+      .forEach(function (tab) {
+        all = all.concat(others[tab]);
+      });
+    return mergeSpecs(all);
+  };
+
+  /** Handle a message of another tab. */
+  TabShare.prototype.receive = function (message) {
+    var type = message.type;
+    if (type === "hello" || type === "bye") {
+      if (type === "hello") {
+        this.others[message.tab] = message.feeds;
+      } else {
+        delete this.others[message.tab];
+      }
+      if (this.leading) {
+        PageShare.prototype.changed.call(this);
+        this.post({ type: "state", state: this.currentState || "connecting", detail: {} });
+      }
+    } else if (type === "who") {
+      this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf) });
+    } else if (type === "event") {
+      PageShare.prototype.deliver.call(this, message.feeds, message.event, message.data, message.id);
+    } else if (type === "state") {
+      PageShare.prototype.state.call(this, message.state, message.detail);
+    }
+  };
+
+  /** As PageShare's, and relayed to the other tabs. */
+  TabShare.prototype.deliver = function (keys, name, raw, id) {
+    PageShare.prototype.deliver.call(this, keys, name, raw, id);
+    this.post({ type: "event", feeds: keys, event: name, data: raw, id: id });
+  };
+
+  /** As PageShare's, and relayed to the other tabs. */
+  TabShare.prototype.state = function (state, detail) {
+    PageShare.prototype.state.call(this, state, detail);
+    if (this.leading) {
+      this.post({ type: "state", state: state, detail: detail });
+    }
+  };
+
+  /** pagehide and freeze: leave, so that another tab takes over at once. */
+  TabShare.prototype.suspend = function () {
+    if (this.channel) {
+      this.leave();
+    }
+  };
+
+  /** pageshow from the cache, resume after a freeze: join again, resuming by id. */
+  TabShare.prototype.resume = function () {
+    if (!this.channel) {
+      this.join();
+    }
+  };
+
+  /* ---------------------------------------------------------------- starting feeds */
+
+  var pageShare = null;
+  var tabShare = null;
+  var singles = []; // a PageShare per feed that does not share
+
+  /**
+   * The owner of a shareable feed: the tabs' shared connection where the browser has Web
+   * Locks and BroadcastChannel, else the page's.
+   */
+  function sharedOwner() {
+    if (TabShare.supported()) {
+      tabShare = tabShare || new TabShare();
+      return tabShare;
+    }
+    pageShare = pageShare || new PageShare();
+    return pageShare;
+  }
+
+  /**
+   * Start a feed for config in root, unless root is the root of a feed already.
+   * @returns {?Feed}
+   */
   function start(config, root) {
-    for (var i = 0; i < streams.length; i++) {
-      if (streams[i].root === root) {
-        // Two streams on one root would apply every swap and list update twice and fight
+    for (var i = 0; i < feeds.length; i++) {
+      if (feeds[i].root === root) {
+        // Two feeds on one root would apply every swap and list update twice and fight
         // over data-sse-state: the first one keeps the element.
         console.error(
           "django-sse: this element is already the root of the stream " +
-            streams[i].url.href +
+            feeds[i].url.href +
             "; the stream " +
             config.url +
             " is not started. Wrap each {% sse_stream %} tag in an element of its own.",
@@ -357,12 +863,33 @@
       }
     }
     root.setAttribute("data-sse-root", "");
-    var stream = new Stream(root, config);
-    streams.push(stream);
-    stream.connect();
-    return stream;
+    var feed = new Feed(root, config);
+    feeds.push(feed);
+    if (feed.shareable) {
+      feed.owner = sharedOwner();
+    } else {
+      feed.owner = new PageShare();
+      singles.push(feed.owner);
+    }
+    feed.owner.add(feed);
+    return feed;
   }
 
+  /** Stop the feeds whose root left the document. */
+  function sweep() {
+    feeds = feeds.filter(function (feed) {
+      if (feed.attached()) {
+        return true;
+      }
+      feed.owner.remove(feed);
+      return false;
+    });
+  }
+
+  /**
+   * Start the tags inside container (default: the document) not started yet.
+   * @param {ParentNode} [container]
+   */
   function scan(container) {
     var scripts = (container || document).querySelectorAll(CONFIG_SELECTOR);
     Array.prototype.forEach.call(scripts, function (script) {
@@ -381,23 +908,72 @@
     });
   }
 
-  // A page leaving closes its streams cleanly; one restored from the back/forward cache
-  // connects again the streams that were live when it left (a stream closed for good, e.g.
-  // with reconnect=false, stays closed) and they resume from the kept id.
+  /** Every owner of a connection in this page. */
+  function owners() {
+    return singles.concat(pageShare ? [pageShare] : [], tabShare ? [tabShare] : []);
+  }
+
+  /** @returns {Object} what this page runs, for debugging and tests */
+  function state() {
+    return {
+      feeds: feeds.map(function (feed) {
+        return feed.key;
+      }),
+      tabs: !!tabShare,
+      leading: !!(tabShare && tabShare.leading),
+      connections: owners()
+        .filter(function (owner) {
+          return owner.connection && owner.connection.source;
+        })
+        .map(function (owner) {
+          return owner.connection.source.url;
+        }),
+      lastId: tabShare ? tabShare.lastId : pageShare ? pageShare.lastId : "",
+    };
+  }
+
+  // A page leaving closes its connections cleanly (and hands the tabs' connection over); one
+  // restored from the back/forward cache connects again, resuming from the kept id. A frozen
+  // tab (Page Lifecycle) cannot relay: it hands over too, and rejoins when resumed.
   window.addEventListener("pagehide", function () {
-    streams.forEach(function (stream) {
-      stream.suspend();
+    owners().forEach(function (owner) {
+      owner.suspend();
     });
   });
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) {
-      streams.forEach(function (stream) {
-        stream.resume();
+      owners().forEach(function (owner) {
+        owner.resume();
       });
     }
   });
+  document.addEventListener("freeze", function () {
+    if (tabShare) {
+      tabShare.suspend();
+    }
+  });
+  document.addEventListener("resume", function () {
+    if (tabShare) {
+      tabShare.resume();
+    }
+  });
 
-  window.DjangoSSE = { scan: scan, start: start, streams: streams };
+  window.DjangoSSE = { scan: scan, state: state };
+
+  var pending = false;
+  // Tags that arrive (an htmx swap) start, feeds whose root left stop: checked once per batch
+  // of mutations.
+  new MutationObserver(function () {
+    if (pending) {
+      return;
+    }
+    pending = true;
+    window.queueMicrotask(function () {
+      pending = false;
+      sweep();
+      scan(document);
+    });
+  }).observe(document.documentElement, { childList: true, subtree: true });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", function () {
