@@ -207,6 +207,8 @@ class StreamAccess:
         self.user = user
         self.kwargs = kwargs
         self.interval = interval
+        # What is authorized again: (view, group, URL kwargs); several on a combined stream.
+        self.checks: list[tuple[SubscriptionView, str, dict[str, Any]]] = [(view, group, kwargs)]
         self.control = user_group(user) if _identity(user)[0] else None
         self.subscription: Subscription | None = None
         self._hub: Hub | None = None
@@ -280,8 +282,10 @@ class StreamAccess:
             return False  # logged out, session gone or expired, user deleted or deactivated
         if _identity(user)[0] and not getattr(user, "is_active", True):
             return False  # inactive, even where the backend lets inactive users log in
-        refusal = await call(self.view.authorize, request, self.group, user, **self.kwargs)
-        return refusal is None
+        for view, group, kwargs in self.checks:
+            if await call(view.authorize, request, group, user, **kwargs) is not None:
+                return False
+        return True
 
 
 class GuardedSubscription(Subscription):

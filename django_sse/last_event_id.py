@@ -55,3 +55,14 @@ def get_last_event_id(request: HttpRequest) -> str | None:
         if value is not None:
             return value
     return _from_query(request.META.get("QUERY_STRING", ""))
+
+
+def header_last_event_id(request: HttpRequest) -> str | None:
+    """The ``Last-Event-ID`` header alone (a browser's own reconnect), or ``None``."""
+    header = request.META.get("HTTP_LAST_EVENT_ID")
+    return _from_header(header) if header is not None else None
+
+
+def query_last_event_id(query_string: str) -> str | None:
+    """The ``lastEventId`` parameter of a query string (a feed URL's own), or ``None``."""
+    return _from_query(query_string)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from asgiref.sync import async_to_sync
 
@@ -290,7 +290,7 @@ class Subscription:
             return True
         if len(self._pending) >= self._capacity:
             return self._overflow()
-        self._pending.append(delivery.wire)
+        self._queue(delivery)
         waiter = self._waiter  # _wake(), inlined: this runs per event and subscriber
         if waiter is not None:
             self._waiter = None
@@ -307,7 +307,7 @@ class Subscription:
         if self._replaying:
             return True  # the log pages check themselves, and report what they cannot read
         self._floor = None
-        self._pending.append(reset_event(reason, None, self._resume_id(position)))
+        self._queue_reset(reason, None, position)
         self._wake()
         return True
 
@@ -328,6 +328,15 @@ class Subscription:
         process_budget().release(self)
 
     # --- internals ---
+
+    def _queue(self, delivery: Delivery) -> None:
+        """Buffer one event for the client (a member of a multi-group stream rewrites its id)."""
+        self._pending.append(delivery.wire)
+
+    def _queue_reset(
+        self, reason: str, last_event_id: str | None, position: EventKey | None
+    ) -> None:
+        self._pending.append(reset_event(reason, last_event_id, self._resume_id(position)))
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -389,7 +398,7 @@ class Subscription:
             self._floor = self._after
             return
         position = self._hub.position(self.group)
-        self._pending.append(reset_event(reset, self.last_event_id, self._resume_id(position)))
+        self._queue_reset(reset, self.last_event_id, position)
         self._floor = position
 
     async def _next_page(self) -> None:
@@ -405,7 +414,7 @@ class Subscription:
             self._after = delivery.key
             size += len(delivery.wire)
             if self.filter is None or self._accepts(delivery):
-                self._pending.append(delivery.wire)
+                self._queue(delivery)
         if page.deliveries:
             # Pages of about PAGE_BYTES: a hundred small events, a few big ones.
             average = max(1, size // len(page.deliveries))
@@ -451,7 +460,7 @@ class Subscription:
 
 
 def subscribe(
-    group: str,
+    group: str | Sequence[str],
     *,
     last_event_id: str | None = None,
     filter: EventFilter | None = None,
@@ -459,12 +468,21 @@ def subscribe(
 ) -> Subscription:
     """Subscribe to ``group``: ``return EventSourceResponse(subscribe("items.item", ...))``.
 
+    ``group`` may be a list of names: one connection for all of them, resumable per group, with
+    ids ``<index of the group>:<cursor>`` (multi.py; at most ``cursor.MAX_GROUPS`` names).
+
     ``last_event_id`` (from ``get_last_event_id(request)``) first replays what the client
     missed, or sends a ``reset`` event when that is no longer possible. ``filter`` is called
     with each ``Delivery`` (``.id``, ``.event``, ``.data``) and keeps the events it returns true
     for. ``queue_size`` overrides ``DJANGO_SSE["SUBSCRIBER_QUEUE"]`` for this subscriber.
     Raises ``ValueError`` at once for an invalid group name.
     """
+    if not isinstance(group, str):
+        from .multi import subscribe_many  # multi.py builds on this module
+
+        return subscribe_many(
+            group, last_event_id=last_event_id, filter=filter, queue_size=queue_size
+        )
     return Subscription(group, last_event_id=last_event_id, filter=filter, queue_size=queue_size)
 
 

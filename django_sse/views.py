@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.views import View
 
 from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
+from .feeds import FEED_PARAMETER, combined_stream
 from .groups import format_group, validate_group
 from .last_event_id import get_last_event_id
 from .response import EventSourceResponse
@@ -60,6 +61,8 @@ class SubscriptionView(View):
 
     http_method_names = ["get"]
     group: str = ""
+    # Several group templates: one multi-group stream, each group authorized (feeds.py).
+    groups: Sequence[str] = ()
     login_required: bool = False
     permission_required: str | Sequence[str] = ()
     check: Check | None = None
@@ -73,6 +76,12 @@ class SubscriptionView(View):
         if not self.group:
             raise ValueError("SubscriptionView needs a group: as_view(group=...)")
         return format_group(self.group, kwargs, dotted=self.dotted_kwargs)
+
+    async def get_groups(self, request: HttpRequest, **kwargs: Any) -> list[str]:
+        """Every group this view streams: ``groups`` formatted, or the one of ``get_group``."""
+        if self.groups:
+            return [format_group(t, kwargs, dotted=self.dotted_kwargs) for t in self.groups]
+        return [await self._group(request, **kwargs)]
 
     async def get_user(self, request: HttpRequest) -> Any:
         auser = getattr(request, "auser", None)
@@ -121,23 +130,44 @@ class SubscriptionView(View):
             or type(self).authorize is not SubscriptionView.authorize
         )
 
-    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def _streams_several(self, request: HttpRequest) -> bool:
+        # Several groups (even one, by list) or combined feeds: ids become "<feeds>:<cursor>".
+        return bool(
+            self.groups
+            or FEED_PARAMETER in request.GET
+            or type(self).get_groups is not SubscriptionView.get_groups
+        )
+
+    async def open_feed(
+        self, request: HttpRequest, user: Any, kwargs: dict[str, Any]
+    ) -> HttpResponseBase | tuple[list[str], EventFilter | None]:
+        """This view's groups, each authorized for ``request``, and its filter; or a refusal."""
         try:
-            group = validate_group(await self._group(request, **kwargs))
+            groups = [validate_group(g) for g in await self.get_groups(request, **kwargs)]
         except (ValueError, KeyError, IndexError):
             return HttpResponseBadRequest("Invalid group name.", content_type="text/plain")
-        user = await call(self.get_user, request)
-        refusal: HttpResponseBase | None = await call(
-            self.authorize, request, group, user, **kwargs
-        )
-        if refusal is not None:
-            return refusal
+        for group in groups:
+            refusal: HttpResponseBase | None = await call(
+                self.authorize, request, group, user, **kwargs
+            )
+            if refusal is not None:
+                return refusal
         event_filter: EventFilter | None = await call(self.get_filter, request, user)
         if event_filter is not None and iscoroutinefunction(event_filter):
             raise TypeError(
                 "An event filter is called for every event, on the event loop: it must be a "
                 "plain sync callable, not a coroutine function (do async work in the factory)."
             )
+        return groups, event_filter
+
+    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self._streams_several(request):
+            return await combined_stream(self, request, kwargs)
+        user = await call(self.get_user, request)
+        opened = await self.open_feed(request, user, kwargs)
+        if isinstance(opened, HttpResponseBase):
+            return opened
+        (group,), event_filter = opened
         options: dict[str, Any] = {
             "last_event_id": get_last_event_id(request),
             "filter": event_filter,

@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("tests.access_views")),
     path("", include("tests.reliability_views")),
     path("", include("tests.order_views")),
+    path("", include("tests.feed_views")),
     path("", include("tests.fieldtypes.urls")),
 ]

@@ -1,0 +1,313 @@
+"""Several groups on one connection: ``subscribe([...])`` and combined feeds (feeds.py).
+
+A ``MultiSubscription`` holds one ``_Member`` per group: an ordinary ``Subscription`` of that
+group (its hub membership, its replay from the log, its hand-over from replay to live, the hub's
+per-group order and gap filling: all of it unchanged), except that it writes into the stream's
+one buffer instead of its own. The buffer's order is the order the client receives events in,
+so the stream rewrites each event's id as it is buffered: ``<feeds>:<cursor>``, where
+``<feeds>`` lists the indexes of the feeds the event belongs to (for a plain
+``subscribe([...])``: the index of its group) and the cursor (cursor.py) holds every group's
+position as of that event. Whatever id the client last saw, it resumes each group exactly after
+the last event of that group it received: no gap, no duplicate, each group in its own order.
+
+Every group starts from a position: the client's (its ``Last-Event-ID``, or a feed's own
+``lastEventId``), or else the log's newest, read before joining, so that a connection that drops
+before its first event of a group still resumes that group without a gap. A group whose position
+the log cannot continue from (trimmed, expired, another epoch) gets its own ``reset`` event; a
+group named by an id that does not verify gets one with reason ``unknown``. The other groups
+replay normally. One member that ends (it lagged, the channel layer failed) ends the stream:
+the client reconnects and resumes every group from its last id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .access import GuardedSubscription, StreamAccess
+from .cursor import MAX_GROUPS, encode_entry, join, positions_of
+from .db import release_database_connections
+from .delivery import Delivery, EventKey, format_id, parse_id
+from .encoding import EncodedEvent, encode_event
+from .events import ServerSentEvent
+from .groups import validate_group
+from .hub import get_hub
+from .replay import get_log
+from .subscribe import RESET_EVENT, EventFilter, Subscription, resume_position
+
+logger = logging.getLogger("django_sse")
+
+# The id a member is started with when the client's id for its group did not verify: not an
+# event id, so the member sends a reset ("unknown") at the hub's position.
+_UNVERIFIED = ""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one feed of a stream follows: its groups, its filter, its own starting id."""
+
+    groups: tuple[str, ...]
+    filter: EventFilter | None = None
+    last_event_id: str | None = None
+
+
+def starting_positions(
+    groups: Sequence[str], last_event_id: str | None, feeds: Sequence[Feed]
+) -> tuple[dict[str, EventKey], set[str]]:
+    """Where the client's ids position ``groups``, and the groups named by an id that failed.
+
+    The connection's id (``Last-Event-ID``) comes first, then each feed's own, in feed order;
+    the first that positions a group wins. Only ``groups`` can be positioned. A feed of a
+    single group also accepts that group's single-group id (``<epoch>-<sequence>`` or a token).
+    """
+    found: dict[str, EventKey] = {}
+    failed: set[str] = set()
+    connection = positions_of(last_event_id, groups)
+    if last_event_id is not None and connection is None:
+        failed.update(groups)
+    found.update(connection or {})
+    for feed in feeds:
+        if feed.last_event_id is None:
+            continue
+        own = positions_of(feed.last_event_id, groups)
+        if own is None and len(feed.groups) == 1:
+            key = resume_position(feed.last_event_id)
+            own = None if key is None else {feed.groups[0]: key}
+        if own is None:
+            failed.update(feed.groups)
+            continue
+        for group, key in own.items():
+            found.setdefault(group, key)
+    return found, failed - found.keys()
+
+
+class _Member(Subscription):
+    """One group of a ``MultiSubscription``: buffers into the stream, which writes the ids."""
+
+    def __init__(self, stream: MultiSubscription, group: str, last_event_id: str | None) -> None:
+        super().__init__(
+            group,
+            last_event_id=last_event_id,
+            queue_size=stream.limit,
+            release_database=False,
+        )
+        self.stream = stream
+        # One buffer for every group: its order is the order the ids are written in.
+        self._pending = stream._pending
+
+    def _queue(self, delivery: Delivery) -> None:
+        self.stream._deliver(self.group, delivery)
+
+    def _queue_reset(
+        self, reason: str, last_event_id: str | None, position: EventKey | None
+    ) -> None:
+        self.stream._deliver_reset(self.group, reason, last_event_id is not None, position)
+
+    def end(self, error: Exception | None = None) -> None:
+        super().end(error)
+        self.stream.lagged = self.stream.lagged or self.lagged
+        self.stream.end(error)  # the client resumes every group from its last id
+
+    async def replay(self) -> None:
+        """Read pages while the stream has taken everything (see ``Subscription``)."""
+        if self._replaying:
+            await self._fetch_pages()
+
+
+class _Routes:
+    """Which feeds an event of a group belongs to: the ``<feeds>`` part of its id."""
+
+    def __init__(self, feeds: Sequence[Feed]) -> None:
+        self._feeds: dict[str, list[tuple[int, EventFilter | None]]] = {}
+        for index, feed in enumerate(feeds):
+            for group in feed.groups:
+                self._feeds.setdefault(group, []).append((index, feed.filter))
+        self.all = {g: ",".join(str(i) for i, _ in f) for g, f in self._feeds.items()}
+        self.filtered = any(feed.filter is not None for feed in feeds)
+        self._failed = False
+
+    def of(self, group: str, delivery: Delivery) -> str:
+        """The feeds whose filters accept ``delivery`` (empty: none)."""
+        if not self.filtered:
+            return self.all[group]
+        return ",".join(str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery))
+
+    def _ok(self, event_filter: EventFilter, delivery: Delivery) -> bool:
+        try:
+            return bool(event_filter(delivery))
+        except Exception:
+            if not self._failed:  # as Subscription does: skip it, say so once
+                self._failed = True
+                logger.exception(
+                    "An event filter failed on event %s of %s: skipping that event (and any "
+                    "other it fails on) for this feed",
+                    *(delivery.id, delivery.group),
+                )
+            return False
+
+
+class MultiSubscription(Subscription):
+    """Several groups on one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        feeds: Sequence[Feed],
+        *,
+        last_event_id: str | None = None,
+        queue_size: int | None = None,
+    ) -> None:
+        groups = list(dict.fromkeys(g for feed in feeds for g in feed.groups))
+        if not groups:
+            raise ValueError("A multi-group subscription needs at least one group.")
+        if len(groups) > MAX_GROUPS:
+            raise ValueError(f"At most {MAX_GROUPS} groups on one stream, not {len(groups)}.")
+        for group in groups:
+            validate_group(group)
+        # The stream's own group is the first one, for logs only: it joins nothing itself.
+        super().__init__(groups[0], queue_size=queue_size)
+        self.groups = groups
+        self.feeds = list(feeds)
+        self.connection_id = last_event_id
+        self._routes = _Routes(self.feeds)
+        self._sealed = self._routes.filtered  # counts a filter hides stay hidden (cursor.py)
+        self._members: dict[str, _Member] = {}
+        self._entries: dict[str, bytes] = {}  # each group's cursor entry, in group order
+
+    # --- the position of each group, as of the last event buffered ---
+
+    def _move(self, group: str, position: EventKey | None) -> None:
+        if position is None:
+            self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
+        else:
+            self._entries[group] = encode_entry(group, position, self._sealed)
+
+    def cursor(self) -> str:
+        return join(self._entries.values(), self._sealed)
+
+    def _deliver(self, group: str, delivery: Delivery) -> None:
+        feeds = self._routes.of(group, delivery)
+        if not feeds:
+            return  # no feed shows it: its position stays, a reconnect filters it again
+        self._move(group, delivery.key)
+        wire = delivery.wire
+        body = wire[: len(wire) - len(delivery.id) - 6]  # without "id: <id>\n\n" (with_id)
+        event_id = f"{feeds}:{self.cursor()}"
+        self._pending.append(EncodedEvent(body + b"id: " + event_id.encode() + b"\n\n"))
+        self._wake()
+
+    def _deliver_reset(
+        self, group: str, reason: str, from_client: bool, position: EventKey | None
+    ) -> None:
+        self._move(group, position)
+        event_id = f"{self._routes.all[group]}:{self.cursor()}"
+        data = {
+            "reason": reason,
+            "last_event_id": self.connection_id if from_client else None,
+            "resume_from": event_id,
+        }
+        event = ServerSentEvent(event=RESET_EVENT, id=event_id, data=data)
+        self._pending.append(EncodedEvent(encode_event(event)))
+        self._wake()
+
+    # --- the stream's life: members start, replay and end with it ---
+
+    async def _start_points(self) -> dict[str, str | None]:
+        """The id each member starts from (see the module docstring)."""
+        found, failed = starting_positions(self.groups, self.connection_id, self.feeds)
+        fresh = [g for g in self.groups if g not in found and g not in failed]
+        log = get_log()
+        newest = await asyncio.gather(*(log.newest(g) for g in fresh))
+        for group, event_id in zip(fresh, newest, strict=True):
+            key = parse_id(event_id)
+            if key is not None:  # None: replay is off, the group starts live
+                found[group] = key
+        starts: dict[str, str | None] = {}
+        for group in self.groups:
+            if group in found:
+                self._move(group, found[group])
+                starts[group] = format_id(found[group])
+            else:
+                starts[group] = _UNVERIFIED if group in failed else None
+        return starts
+
+    async def _setup(self) -> None:
+        self._set_up = True
+        try:
+            self._hub = get_hub()
+            starts = await self._start_points()
+            if self._closed:
+                return
+            self._members = {g: _Member(self, g, starts[g]) for g in self.groups}
+            await asyncio.gather(*(member.setup() for member in self._members.values()))
+            failed = next((m.error for m in self._members.values() if m.error), None)
+            if failed is not None:
+                raise failed
+            await release_database_connections()
+        except Exception as exc:
+            self.error = exc
+            await self.close()
+            self.finished = True
+
+    def waiter(self, limit: float | None) -> asyncio.Future[None] | None:
+        if (
+            self._set_up
+            and self._fetch is None
+            and not self._pending
+            and not self.finished
+            and any(member._replaying for member in self._members.values())
+        ):
+            # Everything was taken: the next pages (see Subscription.waiter).
+            self._fetch = asyncio.get_running_loop().create_task(self._replay())
+        return super().waiter(limit)
+
+    async def _replay(self) -> None:
+        try:
+            for member in list(self._members.values()):
+                if self._pending or self.finished:
+                    break
+                await member.replay()
+        finally:
+            self._fetch = None
+        if self._pending or self.finished:
+            self._wake()
+
+    def end(self, error: Exception | None = None) -> None:
+        if self._closed:
+            return
+        super().end(error)
+        for member in self._members.values():
+            member.end(error)
+
+    async def close(self) -> None:
+        await super().close()
+        for member in self._members.values():
+            await member.close()
+
+
+class GuardedMultiSubscription(GuardedSubscription, MultiSubscription):
+    """A ``MultiSubscription`` whose access (every feed's authorization) is re-checked."""
+
+    def __init__(self, feeds: Sequence[Feed], *, access: StreamAccess, **kwargs: Any) -> None:
+        MultiSubscription.__init__(self, feeds, **kwargs)
+        self.access = access
+        self._access_started = False
+
+
+def subscribe_many(
+    groups: Sequence[str],
+    *,
+    last_event_id: str | None = None,
+    filter: EventFilter | None = None,
+    queue_size: int | None = None,
+) -> MultiSubscription:
+    """``subscribe([...])``: each group its own feed, the index of its group in the ids."""
+    if isinstance(groups, str):
+        raise TypeError("subscribe_many() takes a sequence of group names, not a str.")
+    names = list(groups)
+    if len(set(names)) != len(names):
+        raise ValueError(f"A group is named twice in {names!r}.")
+    feeds = [Feed((group,), filter) for group in names]
+    return MultiSubscription(feeds, last_event_id=last_event_id, queue_size=queue_size)

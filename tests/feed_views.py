@@ -1,0 +1,46 @@
+"""Test-only feeds for the combined-stream tests (test_feeds.py, test_multi_servers.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import path
+
+from django_sse.delivery import Delivery
+from django_sse.subscribe import EventFilter
+from django_sse.views import SubscriptionView
+
+
+def never(request: HttpRequest, group: str, **kwargs: Any) -> bool:
+    return False
+
+
+def only_kept(request: HttpRequest, user: Any) -> EventFilter:
+    def accepts(delivery: Delivery) -> bool:
+        return bool(isinstance(delivery.data, dict) and delivery.data.get("keep"))
+
+    return accepts
+
+
+urlpatterns = [
+    # Two groups of one view, and one group per view: the feeds of a page.
+    path(
+        "test/feeds/pair/<str:name>",
+        SubscriptionView.as_view(groups=["fd.{name}.a", "fd.{name}.b"]),
+    ),
+    path(
+        "test/feeds/one/<str:name>/<str:part>", SubscriptionView.as_view(group="fd.{name}.{part}")
+    ),
+    path(
+        "test/feeds/kept/<str:name>/<str:part>",
+        SubscriptionView.as_view(group="fd.{name}.{part}", event_filter=only_kept),
+    ),
+    path(
+        "test/feeds/denied/<str:name>", SubscriptionView.as_view(group="fd.{name}.x", check=never)
+    ),
+    path(
+        "test/feeds/login/<str:name>",
+        SubscriptionView.as_view(group="fd.{name}.y", login_required=True),
+    ),
+]
