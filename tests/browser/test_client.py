@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -60,7 +61,8 @@ def test_open_state_dom_events_and_declarative_swaps(
 
     # The last event id is kept for this tab, to resume after a reload.
     stored = page.evaluate("Object.entries(sessionStorage)")
-    assert [value for key, value in stored if key.startswith("django-sse:")] == ["7"]
+    kept = [json.loads(value) for key, value in stored if key.startswith("django-sse:")]
+    assert [entry["id"] for entry in kept] == ["7"]
     assert console.errors() == []
 
 

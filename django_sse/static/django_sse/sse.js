@@ -364,26 +364,54 @@
 
   /**
    * The URL of a connection for `specs` (FEEDS protocol): feed 0's URL plus one `feed=` per
-   * further feed, in order, each with its own starting position; `lastEventId` positions the
-   * whole connection (it is what the browser would send as Last-Event-ID).
+   * further feed, in order, each with its own starting position (`lastEventId` in its query;
+   * feed 0's is the connection's own query).
+   *
+   * `prev` is where the previous connection stopped: its last id and the keys of its feeds.
+   * A combined id (`<f>:<cursor>`) in feed 0's query positions every group it names, so a
+   * feed the previous connection had goes first and carries it; the other feeds start from
+   * the id they were rendered at. A plain single-feed id goes to its own feed only. A single
+   * feed given a combined id is listed twice: only a combined stream reads a cursor (its
+   * events then name feeds "0,1", both this feed).
    * @param {{key: string, renderedId: string}[]} specs
-   * @param {string} lastId
-   * @returns {string}
+   * @param {{id: string, keys: string[]}} prev
+   * @returns {{url: string, keys: string[]}} the URL and the feed key of each index
    */
-  function connectionUrl(specs, lastId) {
-    var url = new URL(specs[0].key);
-    for (var i = 1; i < specs.length; i++) {
-      var feed = new URL(specs[i].key);
-      if (specs[i].renderedId) {
-        feed.searchParams.set("lastEventId", specs[i].renderedId);
+  function connectionUrl(specs, prev) {
+    var slots = specs.slice();
+    var own = slots.map(function (spec) {
+      return spec.renderedId;
+    });
+    var target = -1;
+    for (var i = 0; i < slots.length && target === -1 && prev.id; i++) {
+      target = prev.keys.indexOf(slots[i].key) !== -1 ? i : -1;
+    }
+    if (target !== -1 && prev.id.indexOf(":") !== -1) {
+      slots.unshift(slots.splice(target, 1)[0]);
+      own.unshift(own.splice(target, 1)[0]);
+      if (slots.length === 1) {
+        slots.push(slots[0]);
+        own.push(own[0]);
+      }
+      own[0] = prev.id;
+    } else if (target !== -1) {
+      own[target] = prev.id;
+    }
+    var url = new URL(slots[0].key);
+    for (var n = 1; n < slots.length; n++) {
+      var feed = new URL(slots[n].key);
+      if (own[n]) {
+        feed.searchParams.set("lastEventId", own[n]);
       }
       url.searchParams.append("feed", feed.pathname + feed.search);
     }
-    var resumeFrom = lastId || specs[0].renderedId;
-    if (resumeFrom) {
-      url.searchParams.set("lastEventId", resumeFrom);
+    if (own[0]) {
+      url.searchParams.set("lastEventId", own[0]);
     }
-    return url.href;
+    var keys = slots.map(function (spec) {
+      return spec.key;
+    });
+    return { url: url.href, keys: keys };
   }
 
   /**
@@ -393,14 +421,17 @@
    * @constructor
    * @param {{key: string, renderedId: string, names: string[]}[]} specs the feeds, in order
    * @param {Object} options reconnect, backoff, maxBackoff, withCredentials
-   * @param {{event: function(string, string, string, number[]), state: function(string, Object)}} owner
-   * @param {string} lastId where to resume from ("" for each feed's rendered position)
+   * @param {{event: function(string, string, string, string[], string[]), state: function(string, Object)}} owner
+   * @param {{id: string, keys: string[]}} prev where the previous connection stopped
    */
-  function Connection(specs, options, owner, lastId) {
+  function Connection(specs, options, owner, prev) {
     this.specs = specs;
     this.options = options;
     this.owner = owner;
-    this.lastId = lastId || "";
+    this.prev = prev;
+    this.heard = false; // whether an event arrived (its id is then where to resume)
+    this.lastId = "";
+    this.keys = [];
     this.source = null;
     this.timer = null;
     this.attempts = 0;
@@ -415,7 +446,11 @@
   Connection.prototype.open = function () {
     var self = this;
     this.timer = null;
-    var url = connectionUrl(this.specs, this.lastId);
+    // Our own reconnect resumes after the last event this connection had.
+    var prev = this.heard ? { id: this.lastId, keys: this.keys } : this.prev;
+    var planned = connectionUrl(this.specs, prev);
+    var url = planned.url;
+    var keys = (this.keys = planned.keys);
     var source = new EventSource(url, { withCredentials: !!this.options.withCredentials });
     this.source = source;
     this.owner.state("connecting", {});
@@ -443,9 +478,12 @@
     this.names.forEach(function (name) {
       source.addEventListener(name, function (event) {
         // The browser's own value: kept over events without an id, emptied by an empty one.
+        self.heard = true;
         self.lastId = event.lastEventId;
-        var route = routeOf(event.lastEventId, self.specs.length);
-        self.owner.event(name, event.data, event.lastEventId, route);
+        var routed = routeOf(event.lastEventId, keys.length).map(function (i) {
+          return keys[i];
+        });
+        self.owner.event(name, event.data, event.lastEventId, routed, keys);
       });
     });
   };
@@ -522,6 +560,25 @@
   }
 
   /**
+   * Where a reload resumes: the last id kept in this tab for these feeds, with the keys of
+   * the connection it came from (a bare id, as older versions kept, is for these feeds).
+   * @param {string[]} keys
+   * @returns {{id: string, keys: string[]}}
+   */
+  function storedPosition(keys) {
+    var value = storageGet(storageKey(keys)) || "";
+    try {
+      var kept = JSON.parse(value);
+      if (kept && typeof kept.id === "string" && Array.isArray(kept.keys)) {
+        return kept;
+      }
+    } catch (e) {
+      /* a bare id */
+    }
+    return { id: value, keys: keys };
+  }
+
+  /**
    * The feeds of this page that one connection carries: a single feed (share=False, a finite
    * or cross-origin stream) or every shareable feed of the page (where tabs cannot share).
    * The connection is rebuilt when the set of feeds changes and closed when none is left; the
@@ -530,7 +587,7 @@
    */
   function PageShare() {
     this.feeds = [];
-    this.lastId = "";
+    this.prev = { id: "", keys: [] }; // the last id and the keys of the connection it came from
     this.connection = null;
     this.timer = null;
     this.suspended = false;
@@ -588,18 +645,16 @@
     if (!specs.length) {
       return;
     }
-    // After a reload: resume from the id kept for this set of feeds in this tab.
-    this.lastId = this.lastId || storageGet(storageKey(this.keys())) || "";
+    if (!this.prev.id) {
+      this.prev = storedPosition(this.keys()); // after a reload
+    }
     var self = this;
     var connection = new Connection(
       specs,
       this.options,
       {
-        event: function (name, raw, id, route) {
-          var keys = route.map(function (i) {
-            return specs[i].key;
-          });
-          self.deliver(keys, name, raw, id);
+        event: function (name, raw, id, routed, keys) {
+          self.deliver(routed, name, raw, id, keys);
         },
         state: function (state, detail) {
           if (self.connection === connection) {
@@ -607,7 +662,7 @@
           }
         },
       },
-      this.lastId
+      this.prev
     );
     this.connection = connection;
     connection.open();
@@ -620,7 +675,6 @@
   PageShare.prototype.closeConnection = function (replacing) {
     var connection = this.connection;
     if (connection) {
-      this.lastId = connection.lastId || this.lastId;
       this.connection = null;
       connection.close();
       if (!replacing) {
@@ -630,14 +684,15 @@
   };
 
   /**
-   * Apply one event to the local feeds whose key is in keys, and keep its id.
-   * @param {string[]} keys the keys of the feeds it belongs to
+   * Apply one event to the local feeds it belongs to, and keep its id.
+   * @param {string[]} routed the keys of the feeds it belongs to
+   * @param {string[]} all the keys of the connection's feeds, by index
    */
-  PageShare.prototype.deliver = function (keys, name, raw, id) {
-    this.lastId = id;
-    storageSet(storageKey(this.keys()), id);
+  PageShare.prototype.deliver = function (routed, name, raw, id, all) {
+    this.prev = { id: id, keys: all };
+    storageSet(storageKey(this.keys()), id ? JSON.stringify(this.prev) : "");
     this.feeds.forEach(function (feed) {
-      if (keys.indexOf(feed.key) !== -1 && feed.attached()) {
+      if (routed.indexOf(feed.key) !== -1 && feed.attached()) {
         feed.apply(name, raw, id);
       }
     });
@@ -691,6 +746,9 @@
     this.others = {}; // tab id -> that tab's specs
     this.leading = false;
     this.channel = null;
+    // Back from a freeze or the cache while another tab leads: the id this tab had, to tell
+    // from the leader's next message whether it missed events meanwhile (null: no check).
+    this.checkFrom = null;
     this.join();
   }
   TabShare.prototype = Object.create(PageShare.prototype);
@@ -715,6 +773,7 @@
         return new Promise(function (release) {
           self.releaseLock = release;
           self.leading = true;
+          self.checkFrom = null; // it resumes from its own id: nothing is missed
           // Relays the old leader sent just before it went may still be queued for this
           // tab: let them set the last id first, or they would be replayed a second time.
           window.clearTimeout(self.timer);
@@ -784,28 +843,54 @@
       }
       if (this.leading) {
         PageShare.prototype.changed.call(this);
-        this.post({ type: "state", state: this.currentState || "connecting", detail: {} });
+        var state = this.currentState || "connecting";
+        this.post({ type: "state", state: state, detail: {}, lastId: this.prev.id });
       }
     } else if (type === "who") {
       this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf) });
     } else if (type === "event") {
-      PageShare.prototype.deliver.call(this, message.feeds, message.event, message.data, message.id);
+      this.checkGap(message.after);
+      var args = [message.feeds, message.event, message.data, message.id, message.all];
+      PageShare.prototype.deliver.apply(this, args);
     } else if (type === "state") {
+      this.checkGap(message.lastId);
       PageShare.prototype.state.call(this, message.state, message.detail);
     }
   };
 
+  /**
+   * The first message of the leader after this tab came back: if the leader's last id is not
+   * this tab's, events went by while it was away, which no connection will replay to this
+   * tab alone. Its feeds get a reset, as past a replay window (declarative pages reload).
+   * @param {string} leaderId the id the leader had before its message
+   */
+  TabShare.prototype.checkGap = function (leaderId) {
+    if (this.checkFrom === null || leaderId === undefined) {
+      return;
+    }
+    var missed = leaderId !== this.checkFrom;
+    this.checkFrom = null;
+    if (missed) {
+      this.feeds.forEach(function (feed) {
+        feed.apply("reset", '{"reason": "missed"}', "");
+      });
+    }
+  };
+
   /** As PageShare's, and relayed to the other tabs. */
-  TabShare.prototype.deliver = function (keys, name, raw, id) {
-    PageShare.prototype.deliver.call(this, keys, name, raw, id);
-    this.post({ type: "event", feeds: keys, event: name, data: raw, id: id });
+  TabShare.prototype.deliver = function (routed, name, raw, id, all) {
+    var after = this.prev.id;
+    PageShare.prototype.deliver.call(this, routed, name, raw, id, all);
+    var message = { type: "event", feeds: routed, all: all, event: name, data: raw, id: id };
+    message.after = after;
+    this.post(message);
   };
 
   /** As PageShare's, and relayed to the other tabs. */
   TabShare.prototype.state = function (state, detail) {
     PageShare.prototype.state.call(this, state, detail);
     if (this.leading) {
-      this.post({ type: "state", state: state, detail: detail });
+      this.post({ type: "state", state: state, detail: detail, lastId: this.prev.id });
     }
   };
 
@@ -819,6 +904,7 @@
   /** pageshow from the cache, resume after a freeze: join again, resuming by id. */
   TabShare.prototype.resume = function () {
     if (!this.channel) {
+      this.checkFrom = this.prev.id;
       this.join();
     }
   };
@@ -928,7 +1014,7 @@
         .map(function (owner) {
           return owner.connection.source.url;
         }),
-      lastId: tabShare ? tabShare.lastId : pageShare ? pageShare.lastId : "",
+      lastId: (tabShare || pageShare || { prev: { id: "" } }).prev.id,
     };
   }
 
