@@ -67,11 +67,25 @@ LIVE_AND_FINITE_PAGE = """{% load sse %}<!doctype html>
 </section>
 </body></html>"""
 
+# Three feeds, each in an element of its own, and one more that opts out of sharing. The
+# roots hold no declarative target unless asked (swap=1): a reset then reloads no page, so the
+# tests can watch every feed's events (recorded by the tests' init script) across it.
+FEEDS_PAGE = """{% load sse %}<!doctype html>
+<html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>feeds</title></head>
+<body>
+{% for id, url in feeds %}<section id="{{ id }}">
+  {% sse_stream url backoff=200 max_backoff=1000 %}
+  {% if swap %}<pre data-sse-swap="message" data-sse-swap-mode="append-text"></pre>{% endif %}
+</section>
+{% endfor %}{% if solo %}<section id="solo">{% sse_stream solo share=False %}</section>{% endif %}
+</body></html>"""
+
 PAGES = {
     "client": CLIENT_PAGE,
     "htmx": HTMX_PAGE,
     "two-tags": TWO_TAGS_PAGE,
     "live-and-finite": LIVE_AND_FINITE_PAGE,
+    "feeds": FEEDS_PAGE,
 }
 
 SCRIPTS: dict[str, list[ServerSentEvent]] = {
@@ -113,7 +127,14 @@ def page(request: HttpRequest, name: str) -> HttpResponse:
         engines["django"]
         .from_string(PAGES[name])
         .render(
-            {"stream": request.GET.get("stream", ""), "second": request.GET.get("second", "")},
+            {
+                "stream": request.GET.get("stream", ""),
+                "second": request.GET.get("second", ""),
+                # feeds: ?feed=<id>:<url>, in document order
+                "feeds": [f.split(":", 1) for f in request.GET.getlist("feed")],
+                "solo": request.GET.get("solo", ""),
+                "swap": request.GET.get("swap") == "1",
+            },
             request,
         )
     )
