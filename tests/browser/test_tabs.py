@@ -290,6 +290,40 @@ def test_the_leader_tab_closing_or_freezing_loses_no_event_in_the_other_tabs(
     assert [e for e in console.errors() if "ERR_" not in e] == []
 
 
+def test_a_tab_with_another_feed_widens_the_shared_stream_and_inherits_it_alone(
+    server: ServerProcess, context: Any, console: Console, name: str, tabs: list[Any]
+) -> None:
+    tabs.append(new_tab(context, console, feeds_page(server, name, parts="ab")))
+    wait_live(tabs[0], "ab")
+    with Publisher(server, name, count=50, rate=10) as publisher:
+        until(lambda: publisher.sent >= 10)
+        # A tab that needs feed c: the leader reconnects for a, b and c, resuming a and b.
+        tabs.append(new_tab(context, console, feeds_page(server, name, parts="c")))
+        wait_live(tabs[1], "c")
+        until(lambda: len(streams(server)["opened"]) == 2)
+        until(lambda: publisher.sent >= 25)
+        for part in "ab":  # through the reconnect: every event once, in order
+            until(lambda part=part: len(received(tabs[0], part)) >= 8)
+            got = received(tabs[0], part)
+            assert got == publisher.expected(part)[: len(got)]
+        # The leader goes: the other tab, alone with c, takes the stream over from the
+        # combined id (its URL names c twice, so that the cursor is read).
+        tabs[0].close()
+        until(lambda: len(streams(server)["opened"]) == 3)
+    last = publisher.expected("c")[-1]
+    until(lambda: received(tabs[1], "c")[-1:] == [last], within=60)
+    tabs[1].wait_for_timeout(500)
+    (connection,) = tabs[1].evaluate("DjangoSSE.state().connections")
+    assert connection.startswith(server.url + feed_url(name, "c") + "?")
+    assert f"feed={quote(feed_url(name, 'c'), safe='')}" in connection
+    # Feed c from the moment its tab joined, through the takeover: no gap, no duplicate.
+    got = received(tabs[1], "c")
+    assert got == publisher.expected("c")[-len(got) :]
+    assert len(got) >= len(publisher.expected("c")) - 4  # joined after at most 12 events
+    assert streams(server)["open"] == 1
+    assert [e for e in console.errors() if "ERR_" not in e] == []
+
+
 def test_without_web_locks_each_tab_has_its_own_stream_for_all_its_feeds(
     server: ServerProcess, context: Any, console: Console, name: str, tabs: list[Any]
 ) -> None:
