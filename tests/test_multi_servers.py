@@ -184,7 +184,7 @@ async def fuzz_once(server: ServerProcess, raw: bytes, in_header: bool, marker: 
     if in_header:
         # HTTP allows no control character but HTAB in a header value: Daphne (Twisted) answers
         # 400 before the application runs. Those bytes are sent in the query parameter instead.
-        raw = bytes(b for b in raw if b >= 0x20 and b != 0x7F or b == 0x09)
+        raw = bytes(b for b in raw if (b >= 0x20 and b != 0x7F) or b == 0x09)
         headers = b"Last-Event-ID: " + raw + b"\r\n"
     else:
         path += "&lastEventId=" + quote(raw, safe="")
