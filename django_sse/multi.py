@@ -311,3 +311,14 @@ def subscribe_many(
         raise ValueError(f"A group is named twice in {names!r}.")
     feeds = [Feed((group,), filter) for group in names]
     return MultiSubscription(feeds, last_event_id=last_event_id, queue_size=queue_size)
+
+
+async def latest_multi_id(groups: Sequence[str]) -> str | None:
+    """``latest_event_id([...])``: where a page rendered now resumes a multi-group stream."""
+    names = [validate_group(group) for group in groups]
+    log = get_log()
+    newest = [parse_id(event_id) for event_id in await asyncio.gather(*map(log.newest, names))]
+    found = {name: key for name, key in zip(names, newest, strict=True) if key is not None}
+    if not found:
+        return None  # replay is off
+    return "0:" + join((encode_entry(g, p, True) for g, p in found.items()), True)
