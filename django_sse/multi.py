@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import GuardedSubscription, StreamAccess
-from .cursor import MAX_GROUPS, encode_entry, join, positions_of
+from .cursor import MAX_GROUPS, Entries, encode, join, positions_of
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
 from .encoding import EncodedEvent, encode_event
@@ -63,22 +63,20 @@ def starting_positions(
     the first that positions a group wins. Only ``groups`` can be positioned. A feed of a
     single group also accepts that group's single-group id (``<epoch>-<sequence>`` or a token).
     """
-    found: dict[str, EventKey] = {}
+    found, intact = positions_of(last_event_id, groups)
     failed: set[str] = set()
-    connection = positions_of(last_event_id, groups)
-    if last_event_id is not None and connection is None:
-        failed.update(groups)
-    found.update(connection or {})
+    if last_event_id is not None and not intact:
+        failed.update(groups)  # what it does not position may have been in the damaged part
     for feed in feeds:
         if feed.last_event_id is None:
             continue
-        own = positions_of(feed.last_event_id, groups)
-        if own is None and len(feed.groups) == 1:
+        own, intact = positions_of(feed.last_event_id, groups)
+        if not own and len(feed.groups) == 1:
             key = resume_position(feed.last_event_id)
-            own = None if key is None else {feed.groups[0]: key}
-        if own is None:
+            if key is not None:
+                own, intact = {feed.groups[0]: key}, True
+        if not intact:
             failed.update(feed.groups)
-            continue
         for group, key in own.items():
             found.setdefault(group, key)
     return found, failed - found.keys()
@@ -174,7 +172,8 @@ class MultiSubscription(Subscription):
         self._routes = _Routes(self.feeds)
         self._sealed = self._routes.filtered  # counts a filter hides stay hidden (cursor.py)
         self._members: dict[str, _Member] = {}
-        self._entries: dict[str, bytes] = {}  # each group's cursor entry, in group order
+        self._encoders = {group: Entries(group, self._sealed) for group in groups}
+        self._entries: dict[str, bytes | str] = {}  # each group's cursor entry, in group order
 
     # --- the position of each group, as of the last event buffered ---
 
@@ -182,7 +181,7 @@ class MultiSubscription(Subscription):
         if position is None:
             self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
         else:
-            self._entries[group] = encode_entry(group, position, self._sealed)
+            self._entries[group] = self._encoders[group].encode(position)
 
     def cursor(self) -> str:
         return join(self._entries.values(), self._sealed)
@@ -193,7 +192,9 @@ class MultiSubscription(Subscription):
             return  # no feed shows it: its position stays, a reconnect filters it again
         self._move(group, delivery.key)
         wire = delivery.wire
-        body = wire[: len(wire) - len(delivery.id) - 6]  # without "id: <id>\n\n" (with_id)
+        # Every logged event ends with its id line (replay.with_id): swap it for this stream's.
+        own_id = b"id: " + delivery.id.encode() + b"\n\n"
+        body = wire[: -len(own_id)] if wire.endswith(own_id) else wire[:-1]
         event_id = f"{feeds}:{self.cursor()}"
         self._pending.append(EncodedEvent(body + b"id: " + event_id.encode() + b"\n\n"))
         self._wake()
@@ -321,4 +322,4 @@ async def latest_multi_id(groups: Sequence[str]) -> str | None:
     found = {name: key for name, key in zip(names, newest, strict=True) if key is not None}
     if not found:
         return None  # replay is off
-    return "0:" + join((encode_entry(g, p, True) for g, p in found.items()), True)
+    return "0:" + encode(found, sealed=True)

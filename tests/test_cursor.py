@@ -48,35 +48,52 @@ def test_positions_round_trip_plain_and_sealed(
     text = encode(found, sealed=sealed)
     assert text.startswith("1s" if sealed else "1p")
     assert set(text[2:]) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-    assert positions_of(text, GROUPS) == found
-    assert positions_of("0,3:" + text, GROUPS) == found  # a whole event id reads the same
+    assert positions_of(text, GROUPS) == (found, True)
+    assert positions_of("0,3:" + text, GROUPS) == (found, True)  # a whole id reads the same
 
 
 def test_only_the_groups_asked_for_are_positioned() -> None:
     text = encode({"a": (1, 2), "b": (3, 4)})
-    assert positions_of(text, ["b", "c"]) == {"b": (3, 4)}
-    assert positions_of(text, []) == {}
+    assert positions_of(text, ["b", "c"]) == ({"b": (3, 4)}, True)
+    assert positions_of(text, []) == ({}, True)
 
 
 @settings(max_examples=300)
 @given(st.text(max_size=1200))
 def test_any_text_decodes_to_positions_or_none_never_an_error(text: str) -> None:
-    found = positions_of(text, GROUPS)
-    assert found is None or set(found) <= set(GROUPS)
+    found, _ = positions_of(text, GROUPS)
+    assert set(found) <= set(GROUPS)
+
+
+def tamper(text: str, index: int, change: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4)))
+    raw[index % len(raw)] ^= change
+    return text[:2] + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
 
 
 @settings(max_examples=200)
-@given(positions, st.booleans(), st.data())
-def test_a_changed_byte_never_verifies(
-    found: dict[str, tuple[int, int]], sealed: bool, data: st.DataObject
+@given(positions, st.booleans(), st.integers(0, 10**6), st.integers(1, 255))
+def test_a_changed_byte_never_reads_back_as_the_same_positions(
+    found: dict[str, tuple[int, int]], sealed: bool, index: int, change: int
 ) -> None:
     text = encode(found, sealed=sealed)
-    raw = bytearray(base64.urlsafe_b64decode(text[2:] + "=" * (-len(text[2:]) % 4)))
-    index = data.draw(st.integers(0, len(raw) - 1))
-    raw[index] ^= data.draw(st.integers(1, 255))
-    tampered = text[:2] + base64.urlsafe_b64encode(bytes(raw)).decode().rstrip("=")
-    # Plain: a 4-byte checksum (one miss in 4 billion); sealed: an 8-byte key-bound tag.
-    assert decode(tampered) is None
+    tampered = tamper(text, index, change)
+    if sealed:
+        assert decode(tampered) is None  # an 8-byte key-bound tag
+    else:
+        # A 16-bit check per entry: a change is caught, or (one in 65,536) reads as another
+        # position of the group, which the log then checks; never as the original.
+        assert decode(tampered) != decode(text)
+
+
+def test_a_damaged_plain_entry_costs_only_its_own_group() -> None:
+    found = {"a": (1, 2), "b": (3, 4), "c": (5, 6)}
+    text = encode(found)
+    entry_bytes = len(base64.urlsafe_b64decode(text[2:])) // 3
+    damaged = tamper(text, entry_bytes + 5, 0x01)  # inside b's epoch
+    assert positions_of(damaged, ["a", "b", "c"]) == ({"a": (1, 2), "c": (5, 6)}, False)
+    padded = tamper(text, 3 * entry_bytes - 1, 0x01)  # c's padding: not zero any more
+    assert positions_of(padded, ["a", "b", "c"]) == ({"a": (1, 2), "b": (3, 4)}, False)
 
 
 def test_a_sealed_cursor_hides_how_many_events_came_before() -> None:
@@ -85,7 +102,7 @@ def test_a_sealed_cursor_hides_how_many_events_came_before() -> None:
     many = encode({"g": (epoch, 3_000_000_000)}, sealed=True)
     assert len(few) == len(many)
     assert encode({"g": (epoch, 3)}, sealed=True) != few  # a fresh nonce every time
-    assert positions_of(few, ["g"]) == {"g": (epoch, 3)}
+    assert positions_of(few, ["g"]) == ({"g": (epoch, 3)}, True)
 
 
 def test_a_sealed_cursor_depends_on_the_secret_key() -> None:
@@ -106,7 +123,7 @@ def test_groups_with_the_same_hash_are_both_left_unpositioned(
 ) -> None:
     text = encode({"x": (1, 1)})
     monkeypatch.setattr(cursor, "group_hash", lambda group: group_hash("x"))
-    assert positions_of(text, ["x", "y"]) == {}
+    assert positions_of(text, ["x", "y"]) == ({}, True)
 
 
 def id_length(groups: int, sealed: bool, feeds: int) -> int:
