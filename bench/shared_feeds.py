@@ -5,8 +5,10 @@ combined feeds) or one stream per group. Both ways deliver the same events: ``br
 pages, each tick published to each of the ten groups, so every page receives ten events per
 tick either way. Measured per way, each on a fresh server: deliveries per second, the server's
 CPU while publishing (and per delivery) and while connecting, and its peak memory (``VmHWM``)
-above what it held before the streams opened. The load client is bench/client.py's fan-out;
-the ticks are published in the server process (bench/djangoapps/feeds_urls.py).
+above what it held before the streams opened; with the in-memory layer and log, then with
+Redis (``RedisPubSubChannelLayer`` and the Redis replay log, as a deployment runs). The load
+client is bench/client.py's fan-out; the ticks are published in the server process
+(bench/djangoapps/feeds_urls.py).
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ def peak_kib(pid: int) -> tuple[int, int]:
 
 
 def measure(
-    target: Target, shared: bool, size: tuple[int, int, int], log_dir: Path
+    target: Target, shared: bool, size: tuple[int, int, int], log_dir: Path, redis_url: str | None
 ) -> dict[str, Any]:
     from bench.run import client  # bench.run imports this module
 
     pages, ticks, rate = size
-    server = servers.start(target, log_dir)
+    server = servers.start(target, log_dir, {"REDIS_URL": redis_url} if redis_url else None)
     try:
         before, _ = peak_kib(server.pid)
         publish = f"{server.url}/feeds/publish?groups={GROUPS}&n={ticks}&rate={rate}&start=0"
@@ -80,18 +82,29 @@ def measure(
 
 
 def run(targets: list[Target], size: str, log_dir: Path, record: Record) -> None:
-    """Measure both ways on every django_sse target in ``targets``."""
+    """Measure both ways on every django_sse target in ``targets``, in memory and on Redis."""
     pages, ticks, rate = SIZES[size]
     print(f"shared feeds: {pages} pages x {GROUPS} groups, {ticks} ticks at {rate}/s", flush=True)
-    for target in targets:
-        if target.family != "django_sse":
-            continue
-        for shared in (True, False):
-            params = {
-                "way": "1 connection x 10 groups" if shared else "10 connections x 1 group",
-                "pages": pages,
-                "groups": GROUPS,
-                "ticks": ticks,
-                "rate": rate,
-            }
-            record(target, "feeds", params, measure(target, shared, SIZES[size], log_dir))
+    chosen = [target for target in targets if target.family == "django_sse"]
+    if not chosen:
+        return
+    redis = servers.Redis()
+    redis_url = redis.start()  # None without redis-server: the Redis rows are left out
+    try:
+        for layer, url in (("memory", None), ("redis", redis_url)):
+            if layer == "redis" and url is None:
+                continue
+            for target in chosen:
+                for shared in (True, False):
+                    params = {
+                        "way": "1 connection x 10 groups" if shared else "10 connections x 1 group",
+                        "layer": layer,
+                        "pages": pages,
+                        "groups": GROUPS,
+                        "ticks": ticks,
+                        "rate": rate,
+                    }
+                    result = measure(target, shared, SIZES[size], log_dir, url)
+                    record(target, "feeds", params, result)
+    finally:
+        redis.stop()

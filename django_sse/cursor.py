@@ -113,17 +113,21 @@ class Entries:
         self._epoch = -1
         self._prefix = b""
 
-    def encode(self, position: EventKey) -> bytes | str:
-        """The sealed entry's bytes, or the plain entry's base64 text."""
+    def encode(self, position: EventKey) -> bytes:
+        """The sealed entry, or the plain entry as base64 text (ASCII bytes, ready to join)."""
         epoch, sequence = position
         if epoch != self._epoch:
             self._epoch, self._prefix = epoch, group_hash(self.group) + encode_varint(epoch)
         if self.sealed:
             return self._prefix + encode_varint(sequence, SEALED_SEQUENCE_BYTES)
         entry = self._prefix + encode_varint(sequence)
-        entry += _check(entry)
-        entry += bytes(-len(entry) % 3)
-        return base64.urlsafe_b64encode(entry).decode()
+        entry += _check(entry) + _PADDING[len(entry) % 3]
+        return binascii.b2a_base64(entry, newline=False).translate(_URLSAFE)
+
+
+# Zeros that make a plain entry (with its 2 check bytes) a multiple of 3 bytes long.
+_PADDING = (b"\0", b"", b"\0\0")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 _keys: dict[str, bytes] = {}
@@ -150,19 +154,19 @@ def _xor(data: bytes, pad: bytes) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(pad, "big")).to_bytes(len(data), "big")
 
 
-def join(entries: Iterable[bytes | str], sealed: bool) -> str:
-    """The cursor of these entries (from ``Entries.encode``, all of one kind)."""
+def join(entries: Iterable[bytes], sealed: bool) -> bytes:
+    """The cursor of these entries (from ``Entries.encode``, all of one kind), as ASCII bytes."""
     if not sealed:
-        return PLAIN + "".join(entries)  # type: ignore[arg-type]
-    body = b"".join(entries)  # type: ignore[arg-type]
+        return b"1p" + b"".join(entries)
+    body = b"".join(entries)
     nonce = os.urandom(NONCE_BYTES)
     cipher = nonce + _xor(body, _keystream(nonce, len(body)))
-    return SEALED + _b64(cipher + _tag(cipher))
+    return b"1s" + _b64(cipher + _tag(cipher)).encode()
 
 
 def encode(positions: Mapping[str, EventKey], sealed: bool = False) -> str:
     """The cursor of ``positions`` (group -> (epoch, sequence))."""
-    return join((Entries(g, sealed).encode(p) for g, p in positions.items()), sealed)
+    return join((Entries(g, sealed).encode(p) for g, p in positions.items()), sealed).decode()
 
 
 @dataclass

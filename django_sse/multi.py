@@ -123,15 +123,16 @@ class _Routes:
         for index, feed in enumerate(feeds):
             for group in feed.groups:
                 self._feeds.setdefault(group, []).append((index, feed.filter))
-        self.all = {g: ",".join(str(i) for i, _ in f) for g, f in self._feeds.items()}
+        self.all = {g: ",".join(str(i) for i, _ in f).encode() for g, f in self._feeds.items()}
         self.filtered = any(feed.filter is not None for feed in feeds)
         self._failed = False
 
-    def of(self, group: str, delivery: Delivery) -> str:
+    def of(self, group: str, delivery: Delivery) -> bytes:
         """The feeds whose filters accept ``delivery`` (empty: none)."""
         if not self.filtered:
             return self.all[group]
-        return ",".join(str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery))
+        accepted = [str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery)]
+        return ",".join(accepted).encode()
 
     def _ok(self, event_filter: EventFilter, delivery: Delivery) -> bool:
         try:
@@ -172,8 +173,9 @@ class MultiSubscription(Subscription):
         self._routes = _Routes(self.feeds)
         self._sealed = self._routes.filtered  # counts a filter hides stay hidden (cursor.py)
         self._members: dict[str, _Member] = {}
+        self._live = False  # every member replayed what it had to
         self._encoders = {group: Entries(group, self._sealed) for group in groups}
-        self._entries: dict[str, bytes | str] = {}  # each group's cursor entry, in group order
+        self._entries: dict[str, bytes] = {}  # each group's cursor entry, in group order
 
     # --- the position of each group, as of the last event buffered ---
 
@@ -184,26 +186,30 @@ class MultiSubscription(Subscription):
             self._entries[group] = self._encoders[group].encode(position)
 
     def cursor(self) -> str:
-        return join(self._entries.values(), self._sealed)
+        return join(self._entries.values(), self._sealed).decode()
 
     def _deliver(self, group: str, delivery: Delivery) -> None:
         feeds = self._routes.of(group, delivery)
         if not feeds:
             return  # no feed shows it: its position stays, a reconnect filters it again
-        self._move(group, delivery.key)
+        entries = self._entries
+        entries[group] = self._encoders[group].encode(delivery.key)
         wire = delivery.wire
-        # Every logged event ends with its id line (replay.with_id): swap it for this stream's.
-        own_id = b"id: " + delivery.id.encode() + b"\n\n"
-        body = wire[: -len(own_id)] if wire.endswith(own_id) else wire[:-1]
-        event_id = f"{feeds}:{self.cursor()}"
-        self._pending.append(EncodedEvent(body + b"id: " + event_id.encode() + b"\n\n"))
-        self._wake()
+        # Every logged event ends with "id: <its id>\n\n" (replay.with_id): this stream's id
+        # takes its place. This runs per event and stream: one join, nothing decoded.
+        end = len(wire) - len(delivery.id) - 6
+        body = wire[:end] if wire.startswith(b"id: ", end) else wire[:-1]
+        cursor = join(entries.values(), self._sealed)
+        event = b"".join((body, b"id: ", feeds, b":", cursor, b"\n\n"))
+        self._pending.append(event)  # type: ignore[arg-type]  # bytes: what take() joins
+        if self._waiter is not None:
+            self._wake()
 
     def _deliver_reset(
         self, group: str, reason: str, from_client: bool, position: EventKey | None
     ) -> None:
         self._move(group, position)
-        event_id = f"{self._routes.all[group]}:{self.cursor()}"
+        event_id = f"{self._routes.all[group].decode()}:{self.cursor()}"
         data = {
             "reason": reason,
             "last_event_id": self.connection_id if from_client else None,
@@ -258,7 +264,7 @@ class MultiSubscription(Subscription):
             and self._fetch is None
             and not self._pending
             and not self.finished
-            and any(member._replaying for member in self._members.values())
+            and not self._live
         ):
             # Everything was taken: the next pages (see Subscription.waiter).
             self._fetch = asyncio.get_running_loop().create_task(self._replay())
@@ -270,6 +276,8 @@ class MultiSubscription(Subscription):
                 if self._pending or self.finished:
                     break
                 await member.replay()
+            # A member never replays again once live: the waiter stops looking.
+            self._live = not any(member._replaying for member in self._members.values())
         finally:
             self._fetch = None
         if self._pending or self.finished:
