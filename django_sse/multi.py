@@ -35,7 +35,7 @@ from .encoding import EncodedEvent, encode_event
 from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import get_hub
-from .replay import get_log
+from .replay import NullLog, get_log
 from .subscribe import RESET_EVENT, EventFilter, Subscription, resume_position
 
 logger = logging.getLogger("django_sse")
@@ -80,6 +80,36 @@ def starting_positions(
         for group, key in own.items():
             found.setdefault(group, key)
     return found, failed - found.keys()
+
+
+async def starting_ids(
+    groups: Sequence[str], last_event_id: str | None, feeds: Sequence[Feed]
+) -> tuple[dict[str, EventKey], dict[str, str | None]]:
+    """Each group's starting position, and the id its member starts from.
+
+    A group no id positions starts at the log's newest event, read before joining (one
+    pipelined read; the log starts an epoch for a group it holds nothing of). With replay off
+    it starts live, unpositioned.
+    """
+    found, failed = starting_positions(groups, last_event_id, feeds)
+    log = get_log()
+    fresh = [g for g in groups if g not in found and g not in failed]
+    if fresh and not isinstance(log, NullLog):
+        newest = await log.positions(fresh)
+        empty = [g for g, key in zip(fresh, newest, strict=True) if key is None]
+        started = [parse_id(i) for i in await asyncio.gather(*map(log.newest, empty))]
+        newest_of = dict(zip(empty, started, strict=True))
+        for group, key in zip(fresh, newest, strict=True):
+            position = key or newest_of.get(group)
+            if position is not None:
+                found[group] = position
+    starts = {
+        group: format_id(found[group])
+        if group in found
+        else (_UNVERIFIED if group in failed else None)
+        for group in groups
+    }
+    return {g: found[g] for g in groups if g in found}, starts
 
 
 class _Member(Subscription):
@@ -148,6 +178,55 @@ class _Routes:
             return False
 
 
+class StreamIds:
+    """The ids of one stream's events: ``<feeds>:<cursor>``, the cursor as of each event.
+
+    Every group's cursor entry is kept and replaced when an event of the group is written, so an
+    id costs one entry and one join. Sealed when any feed filters (cursor.py).
+    """
+
+    def __init__(self, feeds: Sequence[Feed], groups: Sequence[str]) -> None:
+        self.routes = _Routes(feeds)
+        self.sealed = self.routes.filtered
+        self._encoders = {group: Entries(group, self.sealed) for group in groups}
+        self._entries: dict[str, bytes] = {}  # in group order: a stable cursor
+
+    def move(self, group: str, position: EventKey | None) -> None:
+        if position is None:
+            self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
+        else:
+            self._entries[group] = self._encoders[group].encode(position)
+
+    def cursor(self) -> bytes:
+        return join(self._entries.values(), self.sealed)
+
+    def event(self, group: str, delivery: Delivery) -> bytes | None:
+        """``delivery`` with this stream's id, or ``None`` when no feed shows it.
+
+        A hidden event leaves its group's position: a reconnect filters it again.
+        """
+        feeds = self.routes.of(group, delivery)
+        if not feeds:
+            return None
+        self._entries[group] = self._encoders[group].encode(delivery.key)
+        wire = delivery.wire
+        # Every logged event ends with "id: <its id>\n\n" (replay.with_id): this stream's id
+        # takes its place. This runs per event and stream: one join, nothing decoded.
+        end = len(wire) - len(delivery.id) - 6
+        body = wire[:end] if wire.startswith(b"id: ", end) else wire[:-1]
+        return b"".join((body, b"id: ", feeds, b":", self.cursor(), b"\n\n"))
+
+    def reset(
+        self, group: str, reason: str, last_event_id: str | None, position: EventKey | None
+    ) -> EncodedEvent:
+        """The ``reset`` of ``group``'s feeds, its cursor at ``position``."""
+        self.move(group, position)
+        event_id = f"{self.routes.all[group].decode()}:{self.cursor().decode()}"
+        data = {"reason": reason, "last_event_id": last_event_id, "resume_from": event_id}
+        event = ServerSentEvent(event=RESET_EVENT, id=event_id, data=data)
+        return EncodedEvent(encode_event(event))
+
+
 class MultiSubscription(Subscription):
     """Several groups on one connection (see the module docstring)."""
 
@@ -170,83 +249,39 @@ class MultiSubscription(Subscription):
         self.groups = groups
         self.feeds = list(feeds)
         self.connection_id = last_event_id
-        self._routes = _Routes(self.feeds)
-        self._sealed = self._routes.filtered  # counts a filter hides stay hidden (cursor.py)
+        self._ids = StreamIds(self.feeds, groups)
         self._members: dict[str, _Member] = {}
         self._live = False  # every member replayed what it had to
-        self._encoders = {group: Entries(group, self._sealed) for group in groups}
-        self._entries: dict[str, bytes] = {}  # each group's cursor entry, in group order
-
-    # --- the position of each group, as of the last event buffered ---
-
-    def _move(self, group: str, position: EventKey | None) -> None:
-        if position is None:
-            self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
-        else:
-            self._entries[group] = self._encoders[group].encode(position)
 
     def cursor(self) -> str:
-        return join(self._entries.values(), self._sealed).decode()
+        """The cursor of every group's position as of the last event buffered."""
+        return self._ids.cursor().decode()
 
     def _deliver(self, group: str, delivery: Delivery) -> None:
-        feeds = self._routes.of(group, delivery)
-        if not feeds:
-            return  # no feed shows it: its position stays, a reconnect filters it again
-        entries = self._entries
-        entries[group] = self._encoders[group].encode(delivery.key)
-        wire = delivery.wire
-        # Every logged event ends with "id: <its id>\n\n" (replay.with_id): this stream's id
-        # takes its place. This runs per event and stream: one join, nothing decoded.
-        end = len(wire) - len(delivery.id) - 6
-        body = wire[:end] if wire.startswith(b"id: ", end) else wire[:-1]
-        cursor = join(entries.values(), self._sealed)
-        event = b"".join((body, b"id: ", feeds, b":", cursor, b"\n\n"))
-        self._pending.append(event)  # type: ignore[arg-type]  # bytes: what take() joins
-        if self._waiter is not None:
-            self._wake()
+        event = self._ids.event(group, delivery)
+        if event is not None:
+            self._pending.append(event)  # type: ignore[arg-type]  # bytes: what take() joins
+            if self._waiter is not None:
+                self._wake()
 
     def _deliver_reset(
         self, group: str, reason: str, from_client: bool, position: EventKey | None
     ) -> None:
-        self._move(group, position)
-        event_id = f"{self._routes.all[group].decode()}:{self.cursor()}"
-        data = {
-            "reason": reason,
-            "last_event_id": self.connection_id if from_client else None,
-            "resume_from": event_id,
-        }
-        event = ServerSentEvent(event=RESET_EVENT, id=event_id, data=data)
-        self._pending.append(EncodedEvent(encode_event(event)))
+        last_event_id = self.connection_id if from_client else None
+        self._pending.append(self._ids.reset(group, reason, last_event_id, position))
         self._wake()
 
     # --- the stream's life: members start, replay and end with it ---
-
-    async def _start_points(self) -> dict[str, str | None]:
-        """The id each member starts from (see the module docstring)."""
-        found, failed = starting_positions(self.groups, self.connection_id, self.feeds)
-        fresh = [g for g in self.groups if g not in found and g not in failed]
-        log = get_log()
-        newest = await asyncio.gather(*(log.newest(g) for g in fresh))
-        for group, event_id in zip(fresh, newest, strict=True):
-            key = parse_id(event_id)
-            if key is not None:  # None: replay is off, the group starts live
-                found[group] = key
-        starts: dict[str, str | None] = {}
-        for group in self.groups:
-            if group in found:
-                self._move(group, found[group])
-                starts[group] = format_id(found[group])
-            else:
-                starts[group] = _UNVERIFIED if group in failed else None
-        return starts
 
     async def _setup(self) -> None:
         self._set_up = True
         try:
             self._hub = get_hub()
-            starts = await self._start_points()
+            found, starts = await starting_ids(self.groups, self.connection_id, self.feeds)
             if self._closed:
                 return
+            for group, position in found.items():
+                self._ids.move(group, position)
             self._members = {g: _Member(self, g, starts[g]) for g in self.groups}
             await asyncio.gather(*(member.setup() for member in self._members.values()))
             failed = next((m.error for m in self._members.values() if m.error), None)
