@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report, servers
+from bench import report, servers, shared_feeds
 from bench.servers import ROOT, TARGETS, Target
 
 RESULTS = ROOT / "bench" / "results"
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smaller counts, for iterating")
     parser.add_argument("--only", help="comma-separated app families: " + ", ".join(
         sorted({t.family for t in TARGETS})))  # fmt: skip
-    parser.add_argument("--workloads", default="firehose,fanout,idle,e2e")
+    parser.add_argument("--workloads", default="firehose,fanout,idle,e2e,feeds")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     scale = QUICK if args.quick else FULL
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         subs, events, rate = scale.e2e
         log(f"end to end: model save -> Redis -> 2 processes -> {subs:,} clients")
         record(None, "e2e", {"subs": subs, "events": events, "rate": rate}, run_e2e(scale, log_dir))
+    if "feeds" in workloads:
+        shared_feeds.run(targets, "quick" if args.quick else "full", log_dir, record)
     results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     report.write(results, args.out)

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .access import GuardedSubscription, StreamAccess
-from .cursor import MAX_GROUPS, encode_entry, join, positions_of
+from .cursor import MAX_GROUPS, Entries, encode, join, positions_of
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
 from .encoding import EncodedEvent, encode_event
 from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import get_hub
-from .replay import get_log
+from .replay import NullLog, get_log
 from .subscribe import RESET_EVENT, EventFilter, Subscription, resume_position
 
 logger = logging.getLogger("django_sse")
@@ -63,25 +63,53 @@ def starting_positions(
     the first that positions a group wins. Only ``groups`` can be positioned. A feed of a
     single group also accepts that group's single-group id (``<epoch>-<sequence>`` or a token).
     """
-    found: dict[str, EventKey] = {}
+    found, intact = positions_of(last_event_id, groups)
     failed: set[str] = set()
-    connection = positions_of(last_event_id, groups)
-    if last_event_id is not None and connection is None:
-        failed.update(groups)
-    found.update(connection or {})
+    if last_event_id is not None and not intact:
+        failed.update(groups)  # what it does not position may have been in the damaged part
     for feed in feeds:
         if feed.last_event_id is None:
             continue
-        own = positions_of(feed.last_event_id, groups)
-        if own is None and len(feed.groups) == 1:
+        own, intact = positions_of(feed.last_event_id, groups)
+        if not own and len(feed.groups) == 1:
             key = resume_position(feed.last_event_id)
-            own = None if key is None else {feed.groups[0]: key}
-        if own is None:
+            if key is not None:
+                own, intact = {feed.groups[0]: key}, True
+        if not intact:
             failed.update(feed.groups)
-            continue
         for group, key in own.items():
             found.setdefault(group, key)
     return found, failed - found.keys()
+
+
+async def starting_ids(
+    groups: Sequence[str], last_event_id: str | None, feeds: Sequence[Feed]
+) -> tuple[dict[str, EventKey], dict[str, str | None]]:
+    """Each group's starting position, and the id its member starts from.
+
+    A group no id positions starts at the log's newest event, read before joining (one
+    pipelined read; the log starts an epoch for a group it holds nothing of). With replay off
+    it starts live, unpositioned.
+    """
+    found, failed = starting_positions(groups, last_event_id, feeds)
+    log = get_log()
+    fresh = [g for g in groups if g not in found and g not in failed]
+    if fresh and not isinstance(log, NullLog):
+        newest = await log.positions(fresh)
+        empty = [g for g, key in zip(fresh, newest, strict=True) if key is None]
+        started = [parse_id(i) for i in await asyncio.gather(*map(log.newest, empty))]
+        newest_of = dict(zip(empty, started, strict=True))
+        for group, key in zip(fresh, newest, strict=True):
+            position = key or newest_of.get(group)
+            if position is not None:
+                found[group] = position
+    starts = {
+        group: format_id(found[group])
+        if group in found
+        else (_UNVERIFIED if group in failed else None)
+        for group in groups
+    }
+    return {g: found[g] for g in groups if g in found}, starts
 
 
 class _Member(Subscription):
@@ -125,15 +153,16 @@ class _Routes:
         for index, feed in enumerate(feeds):
             for group in feed.groups:
                 self._feeds.setdefault(group, []).append((index, feed.filter))
-        self.all = {g: ",".join(str(i) for i, _ in f) for g, f in self._feeds.items()}
+        self.all = {g: ",".join(str(i) for i, _ in f).encode() for g, f in self._feeds.items()}
         self.filtered = any(feed.filter is not None for feed in feeds)
         self._failed = False
 
-    def of(self, group: str, delivery: Delivery) -> str:
+    def of(self, group: str, delivery: Delivery) -> bytes:
         """The feeds whose filters accept ``delivery`` (empty: none)."""
         if not self.filtered:
             return self.all[group]
-        return ",".join(str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery))
+        accepted = [str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery)]
+        return ",".join(accepted).encode()
 
     def _ok(self, event_filter: EventFilter, delivery: Delivery) -> bool:
         try:
@@ -147,6 +176,55 @@ class _Routes:
                     *(delivery.id, delivery.group),
                 )
             return False
+
+
+class StreamIds:
+    """The ids of one stream's events: ``<feeds>:<cursor>``, the cursor as of each event.
+
+    Every group's cursor entry is kept and replaced when an event of the group is written, so an
+    id costs one entry and one join. Sealed when any feed filters (cursor.py).
+    """
+
+    def __init__(self, feeds: Sequence[Feed], groups: Sequence[str]) -> None:
+        self.routes = _Routes(feeds)
+        self.sealed = self.routes.filtered
+        self._encoders = {group: Entries(group, self.sealed) for group in groups}
+        self._entries: dict[str, bytes] = {}  # in group order: a stable cursor
+
+    def move(self, group: str, position: EventKey | None) -> None:
+        if position is None:
+            self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
+        else:
+            self._entries[group] = self._encoders[group].encode(position)
+
+    def cursor(self) -> bytes:
+        return join(self._entries.values(), self.sealed)
+
+    def event(self, group: str, delivery: Delivery) -> bytes | None:
+        """``delivery`` with this stream's id, or ``None`` when no feed shows it.
+
+        A hidden event leaves its group's position: a reconnect filters it again.
+        """
+        feeds = self.routes.of(group, delivery)
+        if not feeds:
+            return None
+        self._entries[group] = self._encoders[group].encode(delivery.key)
+        wire = delivery.wire
+        # Every logged event ends with "id: <its id>\n\n" (replay.with_id): this stream's id
+        # takes its place. This runs per event and stream: one join, nothing decoded.
+        end = len(wire) - len(delivery.id) - 6
+        body = wire[:end] if wire.startswith(b"id: ", end) else wire[:-1]
+        return b"".join((body, b"id: ", feeds, b":", self.cursor(), b"\n\n"))
+
+    def reset(
+        self, group: str, reason: str, last_event_id: str | None, position: EventKey | None
+    ) -> EncodedEvent:
+        """The ``reset`` of ``group``'s feeds, its cursor at ``position``."""
+        self.move(group, position)
+        event_id = f"{self.routes.all[group].decode()}:{self.cursor().decode()}"
+        data = {"reason": reason, "last_event_id": last_event_id, "resume_from": event_id}
+        event = ServerSentEvent(event=RESET_EVENT, id=event_id, data=data)
+        return EncodedEvent(encode_event(event))
 
 
 class MultiSubscription(Subscription):
@@ -171,75 +249,39 @@ class MultiSubscription(Subscription):
         self.groups = groups
         self.feeds = list(feeds)
         self.connection_id = last_event_id
-        self._routes = _Routes(self.feeds)
-        self._sealed = self._routes.filtered  # counts a filter hides stay hidden (cursor.py)
+        self._ids = StreamIds(self.feeds, groups)
         self._members: dict[str, _Member] = {}
-        self._entries: dict[str, bytes] = {}  # each group's cursor entry, in group order
-
-    # --- the position of each group, as of the last event buffered ---
-
-    def _move(self, group: str, position: EventKey | None) -> None:
-        if position is None:
-            self._entries.pop(group, None)  # unpositioned: the next connection starts it anew
-        else:
-            self._entries[group] = encode_entry(group, position, self._sealed)
+        self._live = False  # every member replayed what it had to
 
     def cursor(self) -> str:
-        return join(self._entries.values(), self._sealed)
+        """The cursor of every group's position as of the last event buffered."""
+        return self._ids.cursor().decode()
 
     def _deliver(self, group: str, delivery: Delivery) -> None:
-        feeds = self._routes.of(group, delivery)
-        if not feeds:
-            return  # no feed shows it: its position stays, a reconnect filters it again
-        self._move(group, delivery.key)
-        wire = delivery.wire
-        body = wire[: len(wire) - len(delivery.id) - 6]  # without "id: <id>\n\n" (with_id)
-        event_id = f"{feeds}:{self.cursor()}"
-        self._pending.append(EncodedEvent(body + b"id: " + event_id.encode() + b"\n\n"))
-        self._wake()
+        event = self._ids.event(group, delivery)
+        if event is not None:
+            self._pending.append(event)  # type: ignore[arg-type]  # bytes: what take() joins
+            if self._waiter is not None:
+                self._wake()
 
     def _deliver_reset(
         self, group: str, reason: str, from_client: bool, position: EventKey | None
     ) -> None:
-        self._move(group, position)
-        event_id = f"{self._routes.all[group]}:{self.cursor()}"
-        data = {
-            "reason": reason,
-            "last_event_id": self.connection_id if from_client else None,
-            "resume_from": event_id,
-        }
-        event = ServerSentEvent(event=RESET_EVENT, id=event_id, data=data)
-        self._pending.append(EncodedEvent(encode_event(event)))
+        last_event_id = self.connection_id if from_client else None
+        self._pending.append(self._ids.reset(group, reason, last_event_id, position))
         self._wake()
 
     # --- the stream's life: members start, replay and end with it ---
-
-    async def _start_points(self) -> dict[str, str | None]:
-        """The id each member starts from (see the module docstring)."""
-        found, failed = starting_positions(self.groups, self.connection_id, self.feeds)
-        fresh = [g for g in self.groups if g not in found and g not in failed]
-        log = get_log()
-        newest = await asyncio.gather(*(log.newest(g) for g in fresh))
-        for group, event_id in zip(fresh, newest, strict=True):
-            key = parse_id(event_id)
-            if key is not None:  # None: replay is off, the group starts live
-                found[group] = key
-        starts: dict[str, str | None] = {}
-        for group in self.groups:
-            if group in found:
-                self._move(group, found[group])
-                starts[group] = format_id(found[group])
-            else:
-                starts[group] = _UNVERIFIED if group in failed else None
-        return starts
 
     async def _setup(self) -> None:
         self._set_up = True
         try:
             self._hub = get_hub()
-            starts = await self._start_points()
+            found, starts = await starting_ids(self.groups, self.connection_id, self.feeds)
             if self._closed:
                 return
+            for group, position in found.items():
+                self._ids.move(group, position)
             self._members = {g: _Member(self, g, starts[g]) for g in self.groups}
             await asyncio.gather(*(member.setup() for member in self._members.values()))
             failed = next((m.error for m in self._members.values() if m.error), None)
@@ -257,7 +299,7 @@ class MultiSubscription(Subscription):
             and self._fetch is None
             and not self._pending
             and not self.finished
-            and any(member._replaying for member in self._members.values())
+            and not self._live
         ):
             # Everything was taken: the next pages (see Subscription.waiter).
             self._fetch = asyncio.get_running_loop().create_task(self._replay())
@@ -269,6 +311,8 @@ class MultiSubscription(Subscription):
                 if self._pending or self.finished:
                     break
                 await member.replay()
+            # A member never replays again once live: the waiter stops looking.
+            self._live = not any(member._replaying for member in self._members.values())
         finally:
             self._fetch = None
         if self._pending or self.finished:
@@ -311,3 +355,14 @@ def subscribe_many(
         raise ValueError(f"A group is named twice in {names!r}.")
     feeds = [Feed((group,), filter) for group in names]
     return MultiSubscription(feeds, last_event_id=last_event_id, queue_size=queue_size)
+
+
+async def latest_multi_id(groups: Sequence[str]) -> str | None:
+    """``latest_event_id([...])``: where a page rendered now resumes a multi-group stream."""
+    names = [validate_group(group) for group in groups]
+    log = get_log()
+    newest = [parse_id(event_id) for event_id in await asyncio.gather(*map(log.newest, names))]
+    found = {name: key for name, key in zip(names, newest, strict=True) if key is not None}
+    if not found:
+        return None  # replay is off
+    return "0:" + encode(found, sealed=True)

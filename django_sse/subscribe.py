@@ -486,7 +486,7 @@ def subscribe(
     return Subscription(group, last_event_id=last_event_id, filter=filter, queue_size=queue_size)
 
 
-async def latest_event_id(group: str) -> str | None:
+async def latest_event_id(group: str | Sequence[str]) -> str | None:
     """The id of ``group``'s newest event: where a page rendered now should resume from.
 
     Read it *before* querying the state a page renders, and pass it to the template tag
@@ -494,10 +494,17 @@ async def latest_event_id(group: str) -> str | None:
     then replayed when the page connects, so nothing is lost between rendering and connecting.
     For a group without events yet it is ``"<epoch>-0"`` (the log starts the group's epoch), so
     that the first event is replayed too. ``None`` when replay is turned off.
+
+    For a list of groups (a multi-group feed) it is an id of that stream: ``0:<cursor>`` with
+    every group's newest position, sealed (counts stay hidden from the page, see cursor.py).
     """
+    if not isinstance(group, str):
+        from .multi import latest_multi_id  # multi.py builds on this module
+
+        return await latest_multi_id(group)
     return await get_log().newest(validate_group(group))
 
 
-def latest_event_id_sync(group: str) -> str | None:
+def latest_event_id_sync(group: str | Sequence[str]) -> str | None:
     """``latest_event_id`` for sync views."""
     return async_to_sync(latest_event_id)(group)

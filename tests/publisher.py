@@ -1,7 +1,8 @@
 """A publishing process, as a web worker or task queue would be: ``python -m tests.publisher``.
 
 ``python -m tests.publisher GROUP COUNT --coroutines 4 --tag p1`` publishes COUNT events
-``{"tag": "p1-<n>"}`` to GROUP from that many concurrent coroutines, as fast as it can.
+``{"tag": "p1-<n>"}`` to GROUP from that many concurrent coroutines, as fast as it can; with
+GROUP ``a,b,c`` each event goes to every one of those groups.
 ``--killed-after-log`` writes one event to the replay log exactly as ``publish()`` does and is
 then killed with SIGKILL before the live send: a worker that dies at the worst moment.
 The settings are the tests' (``REDIS_URL`` etc. from the environment).
@@ -21,10 +22,12 @@ async def publish_all(group: str, count: int, coroutines: int, tag: str) -> list
     from django_sse import publish
 
     ids: list[str] = []
+    groups = group.split(",")  # several groups: each event goes to every one of them
 
     async def one(start: int) -> None:
         for n in range(start, count, coroutines):
-            ids.append(await publish(group, {"tag": f"{tag}-{n}"}))
+            for name in groups:
+                ids.append(await publish(name, {"tag": f"{tag}-{n}"}))
 
     await asyncio.gather(*(one(start) for start in range(coroutines)))
     return ids

@@ -165,3 +165,35 @@ def test_names_are_checked_at_once() -> None:
     with pytest.raises(ValueError):
         subscribe(["a", "b c"])
     assert len(subscribe([f"g{n}" for n in range(MAX_GROUPS)]).groups) == MAX_GROUPS  # type: ignore[attr-defined]
+
+
+async def test_latest_event_id_of_several_groups_resumes_each_of_them(groups: list[str]) -> None:
+    from django_sse import latest_event_id
+
+    await publish(groups[0], {"g": 0, "n": 0})
+    rendered = await latest_event_id(groups)
+    assert rendered is not None and rendered.startswith("0:1s")  # sealed: a page shows it
+    await publish(groups[1], {"g": 1, "n": 0})
+    await publish(groups[0], {"g": 0, "n": 1})
+    subscription = subscribe(groups, last_event_id=rendered)
+    got = [data for _, _, data in await collect(subscription, 2)]
+    assert sorted(got, key=str) == sorted([{"g": 1, "n": 0}, {"g": 0, "n": 1}], key=str)
+    await subscription.close()
+
+
+async def test_with_replay_off_every_group_starts_live_without_a_reset(groups: list[str]) -> None:
+    from django.test import override_settings
+
+    with override_settings(DJANGO_SSE={"REPLAY_BACKEND": None}):
+        await publish(groups[0], {"g": 0, "n": 0})
+        subscription = subscribe(groups)
+        await subscription.wait(0.001)
+        reader = asyncio.create_task(collect(subscription, 2))
+        await publish(groups[1], {"g": 1})
+        await publish(groups[0], {"g": 0, "n": 1})
+        got = await reader
+        assert [(kind, data) for kind, _, data in got] == [
+            ("message", {"g": 1}),
+            ("message", {"g": 0, "n": 1}),
+        ]
+        await subscription.close()

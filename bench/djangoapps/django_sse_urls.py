@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from django.http import HttpRequest, HttpResponse
-from django.urls import path
+from django.urls import include, path
 
 from bench.common import GROUP, Tick, make_tick, query_ints, start_publishing
 from bench.djangoapps.views import health
@@ -53,4 +53,5 @@ urlpatterns = [
     path("items", items),
     path("publish", publish_view),
     path("health", health),
+    path("feeds/", include("bench.djangoapps.feeds_urls")),
 ]
