@@ -12,10 +12,10 @@ So when the first stream starts on the main thread (by then the server has insta
 handlers), django_sse puts a handler in front of the server's SIGTERM and SIGINT handlers.
 On the first signal it ends every open stream with a jittered ``retry:`` (so that thousands of
 browsers do not come back in the same second), waits until their generators have been closed
-(their ``finally`` ran, their subscriptions left their groups; at most ``DRAIN_TIMEOUT``), and
-then calls the server's handler, which stops the server as it always does. A stream opened
-while the server stops gets the same ``retry:`` and ends at once. A second signal goes to the
-server's handler straight away.
+(their ``finally`` ran, their subscriptions left their groups) and Django has finished their
+requests (at most ``DRAIN_TIMEOUT``), and then calls the server's handler, which stops the
+server as it always does. A stream opened while the server stops gets the same ``retry:`` and
+ends at once. A second signal goes to the server's handler straight away.
 
 Only a handler the server installed in Python is chained: a signal left at its default or
 ignored (a Daphne started as a background job ignores SIGINT) is not taken over. hypercorn's
@@ -61,6 +61,9 @@ class ServerStop:
     def __init__(self) -> None:
         self.stopping = False
         self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        # forget() comes from the thread Django closes responses in; reentrant because the
+        # signal handler may interrupt the main thread while it holds the lock.
+        self._lock = threading.RLock()
         self._previous: dict[int, Handler] = {}
         self._watching = False
         # Set (on its loop) once the last stream is gone, while the server stops.
@@ -68,15 +71,23 @@ class ServerStop:
 
     def track(self, stream: EventStream) -> None:
         """A stream started (on its loop's thread): it is ended when the server stops."""
-        self._streams.add(stream)
+        with self._lock:
+            self._streams.add(stream)
         if not self._watching:
             self.watch_signals()
 
     def forget(self, stream: EventStream) -> None:
-        self._streams.discard(stream)
-        if self._drained is not None and not self._streams:
+        """Django finished the stream's request (from any thread)."""
+        with self._lock:
+            self._streams.discard(stream)
+            left = len(self._streams)
+        if self._drained is not None and not left:
             loop, drained = self._drained
             loop.call_soon_threadsafe(drained.set)
+
+    def _open(self) -> list[EventStream]:
+        with self._lock:
+            return list(self._streams)
 
     def watch_signals(self) -> None:
         """Chain our handler in front of the server's; only the main thread can."""
@@ -100,7 +111,7 @@ class ServerStop:
     def stop(self, then: Callable[[], None]) -> None:
         """End every open stream, then (once they are closed, or soon after) call ``then``."""
         self.stopping = True
-        streams = list(self._streams)
+        streams = self._open()
         if not streams:
             then()
             return
@@ -122,14 +133,14 @@ class ServerStop:
         main.call_soon_threadsafe(self._drain_then, main, then)
 
     def _stop_streams(self, loop: asyncio.AbstractEventLoop) -> None:
-        for stream in list(self._streams):
+        for stream in self._open():
             if stream.loop is loop:
                 stream.stop()
 
     def _drain_then(self, loop: asyncio.AbstractEventLoop, then: Callable[[], None]) -> None:
         drained = asyncio.Event()
         self._drained = (loop, drained)
-        if not self._streams:
+        if not self._open():
             drained.set()
         task = loop.create_task(self._drain(drained))
         task.add_done_callback(lambda _: then())
@@ -140,10 +151,8 @@ class ServerStop:
             await asyncio.wait_for(drained.wait(), DRAIN_TIMEOUT)
         except TimeoutError:
             pass
-        if self._streams:
-            logger.warning(
-                "%d event streams still open when the server stopped", len(self._streams)
-            )
+        if left := self._open():
+            logger.warning("%d event streams still open when the server stopped", len(left))
 
     def _watch_hypercorn_worker(self) -> None:
         """hypercorn serves from a worker process that never sees the signal (see below)."""

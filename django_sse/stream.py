@@ -159,10 +159,7 @@ class EventStream:
         """Stop the source (Django calls this when the client goes away or the stream ends)."""
         self._state = _DONE
         self._waiter = None
-        try:
-            await self._source.close()
-        finally:
-            server_stop.forget(self)
+        await self._source.close()
 
     def stop(self) -> None:
         """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
@@ -177,7 +174,10 @@ class EventStream:
         """``aclose`` from any thread, without waiting: for owners that cannot await it.
 
         A source that was never started holds nothing and needs no release.
+        Django calls it last thing for a request (``response.close()``): a server stop waits for
+        it, so that the server does not drop a request that is still finishing.
         """
+        server_stop.forget(self)
         loop = self._loop
         if loop is None:
             return
