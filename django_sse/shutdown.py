@@ -48,5 +48,8 @@ def _finish(loop: asyncio.AbstractEventLoop) -> None:
             logger.warning("%d tasks still running at exit, left unfinished", len(pending))
             return
         for task in pending:
-            task.cancel()
+            # One already cancelled may be awaiting its own cleanup (channels_redis' pubsub
+            # receive unsubscribes): cancelling it again would cut that cleanup short.
+            if not task.cancelling():
+                task.cancel()
         loop.run_until_complete(asyncio.wait(pending, timeout=remaining))

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Generator
 from typing import Protocol
 
 from .encoding import PING
+from .stopping import retry_after_stop, server_stop
 from .subscribe import retry_after_failure
 
 logger = logging.getLogger("django_sse")
@@ -79,6 +80,12 @@ class EventStream:
         self._step = _Step(self)
         # The loop the source runs on, once it was started: ``release`` may come from any thread.
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The server is stopping: the next step ends the stream (see stopping.py).
+        self._stopping = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
 
     @property
     def started(self) -> bool:
@@ -104,6 +111,10 @@ class EventStream:
         source = self._source
         self._loop = asyncio.get_running_loop()
         quiet_cancelled_requests()
+        if server_stop.stopping:  # opened while the server stops: come back later
+            self._state = _DONE
+            return retry_after_stop()
+        server_stop.track(self)
         source.start()
         await source.setup()  # a subscription joins the hub and replays here
         if self._state == _DONE:  # released while it was setting up
@@ -117,7 +128,7 @@ class EventStream:
     def _next(self) -> asyncio.Future[None]:
         """One step of the steady state: suspend on the source's future, or return bytes."""
         waiter = self._waiter
-        if waiter is None:
+        if waiter is None and not self._stopping:
             waiter = self._source.waiter(self.ping_interval)
             if waiter is not None:
                 self._waiter = waiter
@@ -129,6 +140,9 @@ class EventStream:
 
     def _after_wait(self) -> bytes:
         source = self._source
+        if self._stopping:
+            self._state = _DONE
+            return (source.take() if source.has_data else b"") + retry_after_stop()
         if source.has_data:
             return source.take()
         if not source.finished:
@@ -147,11 +161,23 @@ class EventStream:
         self._waiter = None
         await self._source.close()
 
+    def stop(self) -> None:
+        """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
+        if self._state == _DONE:
+            return
+        self._stopping = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def release(self) -> None:
         """``aclose`` from any thread, without waiting: for owners that cannot await it.
 
         A source that was never started holds nothing and needs no release.
+        Django calls it last thing for a request (``response.close()``): a server stop waits for
+        it, so that the server does not drop a request that is still finishing.
         """
+        server_stop.forget(self)
         loop = self._loop
         if loop is None:
             return

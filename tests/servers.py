@@ -1,7 +1,9 @@
-"""Real server processes for the tests: Daphne or uvicorn on a socket the test bound itself.
+"""Real server processes for the tests: Daphne, uvicorn, hypercorn or granian, on loopback.
 
-The test binds a loopback socket on port 0 and hands its file descriptor to the server (both
-servers take ``--fd``), so there is no race for a free port.
+The test binds a loopback socket on port 0 and hands its file descriptor to the server (Daphne
+and uvicorn take ``--fd``, hypercorn ``--bind fd://N``), so there is no race for a free port.
+granian binds its own socket: it gets the port the test's socket holds, after the test closed
+it (a start that loses the port to another process is retried on a new one).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_WITHIN = 90
+# Every ASGI server the suite runs its real-server tests on (tests/server_kinds.py).
+KINDS = ("daphne", "uvicorn", "granian", "hypercorn")
 
 
 @dataclass
@@ -39,9 +43,16 @@ class ServerProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+                self.kill()
         self.sock.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (granian serves from a child process)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(5)
 
 
 def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -65,6 +76,29 @@ def start_server(
     cwd: Path = ROOT,
 ) -> ServerProcess:
     """Start ``kind`` on a loopback socket (``port`` 0: any free one); ``args`` go to the server."""
+    for attempt in range(3):
+        try:
+            return _start_server(kind, log_dir, env, app, port, ready_path, args, cwd)
+        except PortTaken:
+            if port or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """granian could not bind the port it was given: another process took it meanwhile."""
+
+
+def _start_server(
+    kind: str,
+    log_dir: Path,
+    env: Mapping[str, str] | None,
+    app: str,
+    port: int,
+    ready_path: str,
+    args: Sequence[str],
+    cwd: Path,
+) -> ServerProcess:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -72,11 +106,27 @@ def start_server(
     sock.set_inheritable(True)
     fd = sock.fileno()
     host, bound_port = sock.getsockname()
+    if kind == "granian":
+        sock.close()  # granian binds the port itself
     if kind == "daphne":
         command = [sys.executable, "-m", "daphne", "--fd", str(fd), *args, app]
     elif kind == "uvicorn":
         command = [
             *(sys.executable, "-m", "uvicorn", "--fd", str(fd), "--log-level", "warning"),
+            *args,
+            app,
+        ]
+    elif kind == "hypercorn":
+        command = [
+            *(sys.executable, "-m", "hypercorn", "--bind", f"fd://{fd}"),
+            *("--log-level", "warning"),
+            *args,
+            app,
+        ]
+    elif kind == "granian":
+        command = [
+            *(sys.executable, "-m", "granian", "--interface", "asgi"),
+            *("--host", host, "--port", str(bound_port), "--log-level", "warning"),
             *args,
             app,
         ]
@@ -88,15 +138,19 @@ def start_server(
             command,
             cwd=cwd,
             env=server_env(env),
-            pass_fds=[fd],
+            pass_fds=[] if kind == "granian" else [fd],
             stdout=log,
             stderr=subprocess.STDOUT,
+            # A group of its own: kill() reaches the workers too.
+            start_new_session=True,
         )
     server = ServerProcess(kind, f"http://{host}:{bound_port}", process, log_path, sock)
     # A server starts in a second or two; on a loaded machine it can take many times that.
     deadline = time.monotonic() + READY_WITHIN
     while True:
         if process.poll() is not None:
+            if kind == "granian" and "Address already in use" in server.log():
+                raise PortTaken(server.log())
             raise RuntimeError(f"{kind} exited with {process.returncode}:\n{server.log()}")
         try:
             if httpx.get(server.url + ready_path, timeout=2).status_code < 500:

@@ -101,6 +101,20 @@ class RawStream:
                 except ConnectionError:
                     self.eof = True
 
+    @property
+    def finished(self) -> bool:
+        """The response is complete (its last chunk came): what an EventSource calls the end."""
+        return self.eof or (self._chunked and self.raw.endswith(b"0\r\n\r\n"))
+
+    async def read_to_finish(self, within: float = 20) -> None:
+        """Read until the response is complete; the connection may stay open (keep-alive)."""
+        async with asyncio.timeout(within):
+            while not self.finished:
+                try:
+                    await self._read()
+                except ConnectionError:
+                    self.eof = True
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
+from tests.server_kinds import server_kinds
 from tests.servers import ServerProcess, manage
 from tests.waiting import until
 
@@ -183,7 +184,34 @@ def test_a_per_object_stream_sees_only_its_object(
     assert len(stream.settle(0.8)) == 1
 
 
-@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize("kind", server_kinds())
+def test_live_updates_and_a_resume_by_id_on_every_server(
+    start: StartServer, redis_url: str, server_database: str, kind: str, streams: list[LiveStream]
+) -> None:
+    env = make_env(redis_url, server_database)
+    server = start(kind, env=env)
+    first = open_stream(streams, server.url + "/items/live")
+    pk = int(shell(CREATE.format(name="on-" + kind), env).strip())
+    [created] = first.wait_for(1)
+    assert json.loads(created.data) == {"id": pk, "name": "on-" + kind, "price": "12.50"}
+    first.close()
+    shell(
+        "from demo_project.items.models import Item\n"
+        f"item = Item.objects.get(pk={pk})\n"
+        "for n in range(2):\n"
+        "    item.name = f'missed-{n}'\n"
+        "    item.save()\n",
+        env,
+    )
+    again = open_stream(streams, server.url + "/items/live", created.last_event_id)
+    missed = again.wait_for(2)
+    assert [(e.type, json.loads(e.data)["name"]) for e in missed] == [
+        ("updated", "missed-0"),
+        ("updated", "missed-1"),
+    ]
+
+
+@pytest.mark.parametrize("kind", server_kinds())
 def test_disconnected_clients_leave_the_hub_and_the_last_one_releases_the_group(
     start: StartServer, redis_url: str, server_database: str, kind: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""EventSourceResponse on real Daphne and uvicorn processes, read by real clients over loopback."""
+"""EventSourceResponse on the four real servers (tests/server_kinds.py), read by real clients."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.conftest import StartServer
+from tests.server_kinds import server_kinds
 from tests.servers import ServerProcess
 from tests.sse_parser import parse
 from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
-SERVER_KINDS = ["daphne", "uvicorn"]
 
-
-@pytest.fixture(params=SERVER_KINDS)
+@pytest.fixture(params=server_kinds())
 def server(request: pytest.FixtureRequest, start: StartServer) -> ServerProcess:
     return start(request.param, env={"DJANGO_SSE_PING_INTERVAL": "0.3"})
 

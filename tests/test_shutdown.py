@@ -1,12 +1,9 @@
 """Graceful shutdown: SIGTERM/SIGINT with 1,000 open streams, then a restart that loses nothing.
 
-Endless streams must not keep a server from exiting. Daphne cancels its applications when its
-reactor stops. uvicorn sends no ``http.disconnect`` to a response that is still running and
-exposes nothing an application could watch before its lifespan shutdown (which comes only after
-every connection closed), so it waits forever unless it runs with
-``--timeout-graceful-shutdown N``: after N seconds it cancels the streams, whose ``finally``
-blocks then run. The clients reconnect to the restarted server (same port) with their
-``Last-Event-ID`` and the Redis replay log gives them exactly what was published meanwhile.
+Endless streams must not keep a server from exiting: django_sse ends them on the server's stop
+signal (django_sse/stopping.py), on every server with its default flags. The clients reconnect
+to the restarted server (same port) with their ``Last-Event-ID`` and the Redis replay log gives
+them exactly what was published meanwhile. tests/test_server_stop.py counts the cleanups.
 """
 
 from __future__ import annotations
@@ -32,7 +29,6 @@ STREAMS = 1000
 # A functional bound, not a performance figure: "exits, does not hang". Measured alone: under
 # 2 s; on a 2-core machine busy with other builds Daphne took over 10 s with 1,000 streams.
 EXIT_BOUND = 60.0
-UVICORN_ARGS = ["--timeout-graceful-shutdown", "2"]
 GROUP = "x.shutdown"
 PATH = "/test/live/open/shutdown"
 
@@ -96,15 +92,22 @@ def stop_and_time(server: ServerProcess, sig: int) -> float:
     return elapsed
 
 
+# granian and hypercorn with SIGINT here: their SIGTERM with 1,000 streams is in test_server_stop.
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+@pytest.mark.parametrize(
+    ("kind", "sig"),
+    [
+        *((kind, sig) for kind in ("daphne", "uvicorn") for sig in (signal.SIGTERM, signal.SIGINT)),
+        ("granian", signal.SIGINT),
+        ("hypercorn", signal.SIGINT),
+    ],
+    ids=lambda value: value.name if isinstance(value, signal.Signals) else value,
+)
 def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_restart(
     start: StartServer, redis_url: str, server_database: str, kind: str, sig: int
 ) -> None:
     env = make_env(redis_url, server_database)
-    args = UVICORN_ARGS if kind == "uvicorn" else []
-    server = start(kind, env=env, args=args)
+    server = start(kind, env=env)
     port = address(server.url)[1]
 
     async def scenario() -> tuple[float, list[RawStream], list[RawStream]]:
@@ -128,7 +131,7 @@ def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_resta
             f"    publish_sync({GROUP!r}, ServerSentEvent(data={{'n': n, 'owner': ''}}))\n",
             env,
         )
-        restarted = await asyncio.to_thread(start, kind, env=env, args=args, port=port)
+        restarted = await asyncio.to_thread(start, kind, env=env, port=port)
         assert restarted.url == server.url
 
         last_ids = [stream.events()[-1].last_event_id for stream in streams]
@@ -149,31 +152,3 @@ def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_resta
     ids = [streams[0].events()[-1].last_event_id] + [e.last_event_id for e in resumed[0].events()]
     keys = [tuple(int(part) for part in event_id.split("-")) for event_id in ids]
     assert keys == sorted(set(keys)) and len(keys) == 6
-
-
-def test_uvicorn_without_a_graceful_timeout_waits_for_open_streams(
-    start: StartServer, server_database: str
-) -> None:
-    """Why the flag is needed: uvicorn keeps waiting for endless streams after SIGTERM.
-
-    If a uvicorn release starts ending running responses on shutdown, this test fails and the
-    README's advice can be revisited.
-    """
-    server = start("uvicorn", env={"DJANGO_SSE_PING_INTERVAL": "0.3"})
-
-    async def scenario() -> bool:
-        streams = [RawStream(server.url, PATH) for _ in range(3)]
-        for stream in streams:
-            assert await stream.open() == 200
-        server.process.send_signal(signal.SIGTERM)
-        await asyncio.sleep(3)  # what is under test: still running 3 s after the signal
-        still_running = server.process.poll() is None
-        # Not even a second Ctrl+C gets it out on Python 3.12 with Django 6.1 (seen in CI):
-        # SIGKILL is what is left to an operator.
-        server.process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(server.process.wait, EXIT_BOUND)
-        for stream in streams:
-            await stream.close()
-        return still_running
-
-    assert asyncio.run(scenario())

@@ -1,9 +1,9 @@
-"""uvicorn's graceful-shutdown timeout cancels open streams: that is their normal end there.
+"""uvicorn with ``--timeout-graceful-shutdown``: event streams end first, the rest is cancelled.
 
-uvicorn logs ``Exception in ASGI application`` with a traceback for every task it cancels when
-``--timeout-graceful-shutdown`` runs out, after its own one line ``Cancel N running task(s),
-timeout graceful shutdown exceeded``. With event streams open that is a traceback per client
-for what is the way streams end under uvicorn (README, "Shutdown"): only the one line remains.
+django_sse ends its event streams on the signal (django_sse/stopping.py), before uvicorn's
+timeout runs out. What uvicorn cancels then (here a plain streaming response) it logs as
+``Exception in ASGI application`` with a traceback per task, after its own one line ``Cancel N
+running task(s), timeout graceful shutdown exceeded``: only the one line remains.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ from tests.raw_client import address, read_until, request
 pytestmark = pytest.mark.server
 
 # A subscription, an endless generator, a generator that waits before its first event.
-PATHS = ["/test/live/open/shutdown-log", "/test/endless", "/test/late?delay=3600"]
-STREAMS = 3
+# and a plain streaming response, which only uvicorn's timeout ends.
+PATHS = [
+    "/test/live/open/shutdown-log",
+    "/test/endless",
+    "/test/late?delay=3600",
+    "/test/stop/plain",
+]
+STREAMS = 4
 
 
 async def open_streams(url: str) -> list[asyncio.StreamWriter]:
@@ -28,8 +34,9 @@ async def open_streams(url: str) -> list[asyncio.StreamWriter]:
     writers = []
     for n in range(STREAMS):
         reader, writer = await asyncio.open_connection(host, port)
-        writer.write(request(PATHS[n % len(PATHS)]))
-        await read_until(reader, b"\n\n", limit=30)
+        path = PATHS[n % len(PATHS)]
+        writer.write(request(path))
+        await read_until(reader, b"line\n" if path.endswith("plain") else b"\n\n", limit=30)
         writers.append(writer)
     return writers
 
@@ -46,7 +53,8 @@ def test_cancelled_streams_log_one_line_not_a_traceback_each(start: StartServer)
 
     asyncio.run(run())
     log = server.log()
-    assert f"Cancel {STREAMS} running task(s), timeout graceful shutdown exceeded" in log, log
+    assert "ending 3 event streams" in log, log
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in log, log
     assert "Exception in ASGI application" not in log, log
     assert "Traceback" not in log, log
     assert "Task was destroyed but it is pending" not in log, log

@@ -15,6 +15,7 @@ urlpatterns = [
     path("test/headers", views.custom_headers),
     path("test/browser/", include("tests.browser.urls")),
     path("", include("tests.live_views")),
+    path("", include("tests.stop_views")),
     path("", include("tests.access_views")),
     path("", include("tests.reliability_views")),
     path("", include("tests.order_views")),
