@@ -448,6 +448,10 @@ class Subscription:
                 self._after = resume_position(self.last_event_id)
                 if self._after is None:
                     self._go_live("unknown")
+                elif self._after == hub.position(self.group):
+                    # Nothing was dispatched after it: the hub delivers all that follows, so the
+                    # log has nothing to add (saves a round trip on a reconnect that missed none).
+                    self._go_live()
                 else:
                     self._log = get_log()
                     await self._next_page()

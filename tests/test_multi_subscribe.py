@@ -197,3 +197,31 @@ async def test_with_replay_off_every_group_starts_live_without_a_reset(groups: l
             ("message", {"g": 0, "n": 1}),
         ]
         await subscription.close()
+
+
+async def test_a_reconnect_that_missed_nothing_does_not_read_the_log(
+    groups: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_sse.replay import get_log
+
+    keep = subscribe(groups[0])  # keeps the group joined: the hub knows its position
+    await keep.wait(0.001)
+    last_id = await publish(groups[0], {"n": 0})
+    await until(lambda: get_hub().position(groups[0]) is not None)
+    reads: list[str] = []
+    log = get_log()
+    original = log.read
+
+    async def counted(group: str, *args: object, **kwargs: object) -> object:
+        reads.append(group)
+        return await original(group, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log, "read", counted)
+    resumed = subscribe(groups[0], last_event_id=last_id)
+    await resumed.wait(0.001)
+    assert reads == []  # the hub had dispatched nothing after it
+    reader = asyncio.create_task(collect(resumed, 1))
+    await publish(groups[0], {"n": 1})
+    assert [data for _, _, data in await reader] == [{"n": 1}]
+    for subscription in (keep, resumed):
+        await subscription.close()
