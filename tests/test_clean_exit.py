@@ -15,10 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import StartServer
+from tests.server_calls import subscribers
 from tests.servers import ServerProcess
 from tests.stream_client import RawStream
 from tests.waiting import until
@@ -34,8 +34,7 @@ EXIT_TIMEOUT = 30
 
 
 def subscribed(server: ServerProcess) -> bool:
-    groups = httpx.get(server.url + "/test/live/hub", timeout=10).json()["groups"]
-    return bool(groups.get(GROUP) == STREAMS)
+    return subscribers(server, GROUP) == STREAMS
 
 
 async def stop_with_open_streams(server: ServerProcess, sig: int, marker: str) -> None:

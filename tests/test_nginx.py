@@ -12,11 +12,11 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES, StartServer
 from tests.nginx import Nginx, nginx_binary, start_nginx
+from tests.server_calls import publish_numbered, subscribers
 from tests.servers import ServerProcess
 from tests.stream_client import RawStream, address
 from tests.waiting import until, until_async
@@ -47,21 +47,6 @@ def proxy(tmp_path: Path) -> Iterator[StartNginx]:
         nginx.stop()
 
 
-def subscribers(server: ServerProcess, group: str) -> int:
-    groups = httpx.get(server.url + "/test/live/hub", timeout=10).json()["groups"]
-    return int(groups.get(group, 0))
-
-
-def publish(server: ServerProcess, group: str, start: int, count: int = 1) -> list[str]:
-    response = httpx.get(
-        server.url + "/test/acc/publish",
-        params={"group": group, "count": count, "start": start},
-        timeout=20,
-    )
-    ids: list[str] = response.json()["ids"]
-    return ids
-
-
 def numbers(stream: RawStream) -> list[int]:
     return [json.loads(event.data)["n"] for event in stream.events()]
 
@@ -82,7 +67,7 @@ def test_events_arrive_through_nginx_one_by_one(start: StartServer, proxy: Start
         assert await stream.open(30) == 200
         await asyncio.to_thread(until, lambda: subscribers(server, "x.nginx1") == 1)
         for n in range(5):
-            await asyncio.to_thread(publish, server, "x.nginx1", n)
+            await asyncio.to_thread(publish_numbered, server, "x.nginx1", n)
             # One small event, nothing after it: a buffering proxy would sit on it.
             await stream.read_events(n + 1, within=30)
             assert numbers(stream) == list(range(n + 1)), nginx.log()
@@ -133,7 +118,7 @@ def test_pings_keep_a_stream_alive_past_nginx_read_timeout(
 
         await until_async(idle_for_three_timeouts, within=120)
         assert not alive.eof, through_pinged.log()
-        await asyncio.to_thread(publish, pinged, "x.nginx2", 7)
+        await asyncio.to_thread(publish_numbered, pinged, "x.nginx2", 7)
         await alive.read_events(1, within=30)
         # The control: the same config and stream without pings is cut by nginx.
         await cut.read_to_end(within=120)
@@ -157,11 +142,11 @@ def test_a_reconnect_with_last_event_id_passes_through_nginx(
         first = RawStream(nginx.url, "/test/live/open/nginx3")
         assert await first.open(30) == 200
         await asyncio.to_thread(until, lambda: subscribers(server, "x.nginx3") == 1)
-        await asyncio.to_thread(publish, server, "x.nginx3", 0, 3)
+        await asyncio.to_thread(publish_numbered, server, "x.nginx3", 0, 3)
         await first.read_events(3, within=30)
         await first.close()
         await asyncio.to_thread(until, lambda: subscribers(server, "x.nginx3") == 0)
-        await asyncio.to_thread(publish, server, "x.nginx3", 3, 3)  # missed while away
+        await asyncio.to_thread(publish_numbered, server, "x.nginx3", 3, 3)  # missed while away
         last_id = first.events()[-1].last_event_id
         assert last_id
         again = RawStream(nginx.url, "/test/live/open/nginx3", {"Last-Event-ID": last_id})

@@ -17,10 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import StartServer
+from tests.server_calls import subscribers
 from tests.server_kinds import server_kinds
 from tests.servers import ServerProcess
 from tests.stream_client import RawStream
@@ -35,11 +35,6 @@ PATH = "/test/stop/stop"
 # printed; alone, every server exits within 2 s of the signal with 1,000 streams.
 EXIT_BOUND = 60.0
 SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
-
-
-def subscribers(server: ServerProcess) -> int:
-    groups = httpx.get(server.url + "/test/live/hub", timeout=10).json()["groups"]
-    return int(groups.get(GROUP, 0))
 
 
 async def open_streams(url: str, count: int) -> list[RawStream]:
@@ -75,7 +70,7 @@ async def stop_with_streams(
 ) -> tuple[list[RawStream], float, float]:
     """Open ``count`` streams, signal; return them, when they ended and when the server exited."""
     streams = await open_streams(server.url, count)
-    await asyncio.to_thread(until, lambda: subscribers(server) >= count, 120, 0.2)
+    await asyncio.to_thread(until, lambda: subscribers(server, GROUP) >= count, 120, 0.2)
     started = time.monotonic()
     ended_at: list[float] = []
 
@@ -133,7 +128,7 @@ def test_a_stream_opened_while_the_server_stops_is_told_to_come_back_later(
 
     async def scenario() -> RawStream:
         first = (await open_streams(server.url, 1))[0]
-        await asyncio.to_thread(until, lambda: subscribers(server) >= 1)
+        await asyncio.to_thread(until, lambda: subscribers(server, GROUP) >= 1)
         server.process.send_signal(signal.SIGTERM)
         late = RawStream(server.url, PATH)
         try:
@@ -178,7 +173,7 @@ def test_sigterm_with_1000_streams_every_cleanup_runs_and_reconnects_spread_out(
 
     async def scenario() -> tuple[list[RawStream], float, float]:
         streams = await open_streams(server.url, 1000)
-        await asyncio.to_thread(until, lambda: subscribers(server) >= 1000, 120, 0.2)
+        await asyncio.to_thread(until, lambda: subscribers(server, GROUP) >= 1000, 120, 0.2)
         started = time.monotonic()
         ended_at: list[float] = []
 

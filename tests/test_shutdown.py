@@ -14,10 +14,10 @@ import signal
 import subprocess
 import time
 
-import httpx
 import pytest
 
 from tests.conftest import StartServer
+from tests.server_calls import publish_numbered, subscribers
 from tests.servers import ServerProcess
 from tests.stream_client import RawStream, address
 from tests.test_live_servers import make_env, shell
@@ -33,23 +33,8 @@ GROUP = "x.shutdown"
 PATH = "/test/live/open/shutdown"
 
 
-def subscribers(server: ServerProcess) -> int:
-    groups = httpx.get(server.url + "/test/live/hub", timeout=10).json()["groups"]
-    return int(groups.get(GROUP, 0))
-
-
 def wait_for_subscribers(server: ServerProcess, count: int) -> None:
-    until(lambda: subscribers(server) >= count, within=120, interval=0.2)
-
-
-def publish(server: ServerProcess, count: int, start: int) -> list[str]:
-    response = httpx.get(
-        server.url + "/test/acc/publish",
-        params={"group": GROUP, "count": count, "start": start},
-        timeout=20,
-    )
-    ids: list[str] = response.json()["ids"]
-    return ids
+    until(lambda: subscribers(server, GROUP) >= count, within=120, interval=0.2)
 
 
 async def open_all(url: str, last_ids: list[str | None]) -> list[RawStream]:
@@ -113,7 +98,7 @@ def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_resta
     async def scenario() -> tuple[float, list[RawStream], list[RawStream]]:
         streams = await open_all(server.url, [None] * STREAMS)
         await asyncio.to_thread(wait_for_subscribers, server, STREAMS)
-        await asyncio.to_thread(publish, server, 3, 0)
+        await asyncio.to_thread(publish_numbered, server, GROUP, 0, 3)
         await read_all(streams, 3)
         assert all(numbers(stream) == [0, 1, 2] for stream in streams)
 
@@ -138,7 +123,9 @@ def test_a_server_with_1000_streams_exits_and_its_clients_resume_after_the_resta
         resumed = await open_all(restarted.url, list(last_ids))
         await read_all(resumed, 3)  # the three missed ones, replayed
         await asyncio.to_thread(wait_for_subscribers, restarted, STREAMS)
-        await asyncio.to_thread(publish, restarted, 2, 6)  # and live ones after them
+        await asyncio.to_thread(
+            publish_numbered, restarted, GROUP, 6, 2
+        )  # and live ones after them
         await read_all(resumed, 5)
         for stream in resumed:
             await stream.close()
