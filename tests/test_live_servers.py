@@ -71,6 +71,18 @@ def open_stream(opened: list[LiveStream], url: str, last_event_id: str | None = 
     return stream
 
 
+def rename_item(pk: int, times: int, env: dict[str, str]) -> None:
+    """Rename item ``pk`` to ``missed-0`` … ``missed-<times-1>`` in a shell, saving each time."""
+    shell(
+        "from demo_project.items.models import Item\n"
+        f"item = Item.objects.get(pk={pk})\n"
+        f"for n in range({times}):\n"
+        "    item.name = f'missed-{n}'\n"
+        "    item.save()\n",
+        env,
+    )
+
+
 CREATE = """
 from demo_project.items.models import Item
 print(Item.objects.create(name={name!r}, price="12.50").pk)
@@ -114,14 +126,7 @@ def test_a_client_that_reconnects_to_the_other_server_gets_exactly_what_it_misse
     [created] = first.wait_for(1)
     first.close()
 
-    shell(
-        "from demo_project.items.models import Item\n"
-        f"item = Item.objects.get(pk={pk})\n"
-        "for n in range(3):\n"
-        "    item.name = f'missed-{n}'\n"
-        "    item.save()\n",
-        env,
-    )
+    rename_item(pk, 3, env)
     again = open_stream(streams, server_b.url + "/items/live", created.last_event_id)
     missed = again.wait_for(3)
     assert [(e.type, json.loads(e.data)["name"]) for e in missed] == [
@@ -195,14 +200,7 @@ def test_live_updates_and_a_resume_by_id_on_every_server(
     [created] = first.wait_for(1)
     assert json.loads(created.data) == {"id": pk, "name": "on-" + kind, "price": "12.50"}
     first.close()
-    shell(
-        "from demo_project.items.models import Item\n"
-        f"item = Item.objects.get(pk={pk})\n"
-        "for n in range(2):\n"
-        "    item.name = f'missed-{n}'\n"
-        "    item.save()\n",
-        env,
-    )
+    rename_item(pk, 2, env)
     again = open_stream(streams, server.url + "/items/live", created.last_event_id)
     missed = again.wait_for(2)
     assert [(e.type, json.loads(e.data)["name"]) for e in missed] == [

@@ -125,6 +125,16 @@ def wait_live(page: Any, roots: str = PARTS) -> None:
         page.wait_for_selector(f"#{root}[data-sse-state=open]", state="attached")
 
 
+def open_live_tabs(
+    context: Any, console: Console, url: str, count: int, tabs: list[Any], init: str = ""
+) -> None:
+    """Open ``count`` tabs of ``url`` into ``tabs`` and wait until each one's feeds are open."""
+    for _ in range(count):
+        tabs.append(new_tab(context, console, url, init=init))
+    for tab in tabs:
+        wait_live(tab)
+
+
 def leader_of(tabs: list[Any]) -> Any:
     def find() -> Any:
         leaders = [tab for tab in tabs if tab.evaluate("DjangoSSE.state().leading")]
@@ -211,10 +221,7 @@ def test_twelve_tabs_of_three_feeds_hold_one_stream_and_each_change_reaches_ever
     server: ServerProcess, context: Any, console: Console, name: str, tabs: list[Any]
 ) -> None:
     url = feeds_page(server, name)
-    for _ in range(12):
-        tabs.append(new_tab(context, console, url))
-    for tab in tabs:
-        wait_live(tab)
+    open_live_tabs(context, console, url, 12, tabs)
 
     # The server, not the page, says how many connections the twelve tabs hold.
     until(lambda: streams(server)["open"] == 1)
@@ -246,10 +253,7 @@ def test_the_leader_tab_closing_or_freezing_loses_no_event_in_the_other_tabs(
     how: str,
 ) -> None:
     url = feeds_page(server, name)
-    for _ in range(6):
-        tabs.append(new_tab(context, console, url))
-    for tab in tabs:
-        wait_live(tab)
+    open_live_tabs(context, console, url, 6, tabs)
     until(lambda: streams(server)["open"] == 1)
     leader = leader_of(tabs)
     others = [tab for tab in tabs if tab is not leader]
@@ -328,10 +332,7 @@ def test_without_web_locks_each_tab_has_its_own_stream_for_all_its_feeds(
     server: ServerProcess, context: Any, console: Console, name: str, tabs: list[Any]
 ) -> None:
     url = feeds_page(server, name)
-    for _ in range(3):
-        tabs.append(new_tab(context, console, url, init=WITHOUT_LOCKS))
-    for tab in tabs:
-        wait_live(tab)
+    open_live_tabs(context, console, url, 3, tabs, init=WITHOUT_LOCKS)
     until(lambda: streams(server)["open"] == 3)
     assert not any(tab.evaluate("DjangoSSE.state().tabs") for tab in tabs)
     for seq, part in enumerate(PARTS):
