@@ -8,6 +8,7 @@ starts with a space survives), lines end with LF, and a blank line dispatches th
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -19,6 +20,15 @@ from .events import ServerSentEvent
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 PING = b": ping\n\n"
+
+
+def jittered_retry(bounds_ms: tuple[int, int]) -> bytes:
+    """A ``retry:`` field of a random delay within ``bounds_ms``, ending the event block.
+
+    Streams that end together (a failure, a server stop) tell their clients different delays,
+    so that they do not all come back in the same instant.
+    """
+    return b"retry: %d\n\n" % random.randint(*bounds_ms)
 
 
 class EncodedEvent(bytes):

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import signal
 import threading
 import weakref
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+from .encoding import jittered_retry
 
 if TYPE_CHECKING:
     from .stream import EventStream
@@ -52,7 +53,7 @@ Handler = Callable[[int, FrameType | None], Any]
 
 
 def retry_after_stop() -> bytes:
-    return b"retry: %d\n\n" % random.randint(*RETRY_AFTER_STOP_MS)
+    return jittered_retry(RETRY_AFTER_STOP_MS)
 
 
 class ServerStop:

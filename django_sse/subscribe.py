@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Sequence
 
 from asgiref.sync import async_to_sync
@@ -32,7 +31,7 @@ from . import conf
 from .budget import process_budget
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
-from .encoding import EncodedEvent, encode_event
+from .encoding import EncodedEvent, encode_event, jittered_retry
 from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import Hub, get_hub
@@ -57,7 +56,7 @@ RETRY_AFTER_FAILURE_MS = (1000, 3000)
 
 def retry_after_failure() -> bytes:
     """The ``retry:`` field that ends a subscription which failed (see stream.py)."""
-    return b"retry: %d\n\n" % random.randint(*RETRY_AFTER_FAILURE_MS)
+    return jittered_retry(RETRY_AFTER_FAILURE_MS)
 
 
 def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -> EncodedEvent:
