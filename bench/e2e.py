@@ -3,7 +3,7 @@
 ``run()`` migrates a scratch SQLite database, starts two uvicorn processes serving django_sse on
 ``RedisPubSubChannelLayer`` (replay log in Redis Streams), and runs the fan-out client against
 both with this module as the publisher: ``python -m bench.e2e --n 100 --rate 20`` saves
-``Item`` rows, and ``django_sse.signals`` publishes each one on commit. The item's name carries
+``Item`` rows, and ``django_sse.live.signals`` publishes each one on commit. The item's name carries
 the save's monotonic time, so latency runs from before ``save()`` to receipt.
 """
 
@@ -74,7 +74,7 @@ def publish_saves(n: int, rate: float) -> None:
 
     django.setup()
     from demo_project.items.models import Item
-    from django_sse.signals import register, registration_for
+    from django_sse.live.signals import register, registration_for
 
     try:
         registration_for(Item)

@@ -31,7 +31,7 @@ def measure(n: int, rounds: int, publish: bool = True) -> dict[str, Any]:
     from django.test import override_settings
 
     from demo_project.items.models import Item
-    from django_sse import outbox, signals
+    from django_sse.live import outbox, signals
     from django_sse.models import OutboxEvent
 
     call_command("migrate", verbosity=0)

@@ -11,8 +11,8 @@ class DjangoSSEConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from .access import end_streams_on_logout
-        from .serving import process_role
+        from .live.access import end_streams_on_logout
+        from .live.serving import process_role
         from .shutdown import finish_abandoned_loops
 
         # Logging out ends the user's open streams, in every process (see access.py).

@@ -17,9 +17,9 @@ from django.http import StreamingHttpResponse
 
 from . import conf
 from .encoding import encode_item
+from .live.subscription import Subscription
 from .pump import StreamPump
 from .stream import EventStream
-from .subscribe import Subscription
 from .threaded import iterate_in_thread
 
 DEFAULT_HEADERS = {

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .hub import hub_loops
+from .live.hub import hub_loops
 
 logger = logging.getLogger("django_sse")
 

@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Generator
 from typing import Protocol
 
 from .encoding import PING
+from .live.subscription import retry_after_failure
 from .stopping import retry_after_stop, server_stop
-from .subscribe import retry_after_failure
 
 logger = logging.getLogger("django_sse")
 

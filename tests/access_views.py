@@ -19,9 +19,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from django_sse import EventSourceResponse, ServerSentEvent, publish
-from django_sse.delivery import Delivery
-from django_sse.subscribe import EventFilter, subscribe
-from django_sse.views import SubscriptionView
+from django_sse.live.delivery import Delivery
+from django_sse.live.subscription import EventFilter, subscribe
+from django_sse.live.views import SubscriptionView
 from tests.readme import python_blocks, run_as_module
 
 

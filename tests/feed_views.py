@@ -7,9 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import path
 
-from django_sse.delivery import Delivery
-from django_sse.subscribe import EventFilter
-from django_sse.views import SubscriptionView
+from django_sse.live.delivery import Delivery
+from django_sse.live.subscription import EventFilter
+from django_sse.live.views import SubscriptionView
 
 
 def never(request: HttpRequest, group: str, **kwargs: Any) -> bool:

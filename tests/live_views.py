@@ -9,9 +9,9 @@ from django.urls import path
 
 from demo_project.items.models import Item
 from django_sse import EventSourceResponse
-from django_sse.hub import get_hub
-from django_sse.subscribe import Subscription
-from django_sse.views import SubscriptionView
+from django_sse.live.hub import get_hub
+from django_sse.live.subscription import Subscription
+from django_sse.live.views import SubscriptionView
 
 
 async def touches_the_database(request: HttpRequest, group: str, **kwargs: Any) -> bool:

@@ -9,9 +9,9 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from django_sse import publish
-from django_sse.delivery import Delivery
-from django_sse.subscribe import EventFilter
-from django_sse.views import SubscriptionView
+from django_sse.live.delivery import Delivery
+from django_sse.live.subscription import EventFilter
+from django_sse.live.views import SubscriptionView
 
 
 def needs_keep(request: HttpRequest, user: Any) -> EventFilter:

@@ -10,7 +10,7 @@ from typing import Any
 from django.db import connections
 
 from demo_project.items.models import Item
-from django_sse import outbox
+from django_sse.live import outbox
 from django_sse.models import OutboxEvent
 
 

@@ -34,8 +34,8 @@ async def publish_all(group: str, count: int, coroutines: int, tag: str) -> list
 
 
 async def log_only(group: str, tag: str) -> str:
-    from django_sse.publish import make_record
-    from django_sse.replay import get_log
+    from django_sse.live.publish import make_record
+    from django_sse.live.replay import get_log
 
     delivery = await get_log().append(group, make_record({"tag": f"{tag}-0"}))
     return delivery.id

@@ -93,7 +93,7 @@ class OrdersConfig(AppConfig):
     name = "orders"
 
     def ready(self):
-        from django_sse.signals import register
+        from django_sse.live.signals import register
 
         from .models import Order
 

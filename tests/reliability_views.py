@@ -20,11 +20,11 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from django_sse import publish, publish_sync
-from django_sse.budget import process_budget
-from django_sse.groups import layer_group
-from django_sse.hub import get_hub
-from django_sse.subscribe import latest_event_id
-from django_sse.views import SubscriptionView
+from django_sse.live.budget import process_budget
+from django_sse.live.groups import layer_group
+from django_sse.live.hub import get_hub
+from django_sse.live.subscription import latest_event_id
+from django_sse.live.views import SubscriptionView
 
 
 def _rss_kib() -> int:

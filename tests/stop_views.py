@@ -17,7 +17,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 
 from django_sse import EventSourceResponse, subscribe
-from django_sse.hub import get_hub
+from django_sse.live.hub import get_hub
 
 
 def _leave_marker(folder: str, left_in_group: int) -> None:

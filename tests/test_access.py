@@ -156,7 +156,7 @@ async def hub_groups(client: httpx.AsyncClient, server: ServerProcess) -> dict[s
 
 
 def user_groups(groups: dict[str, int]) -> int:
-    """Streams in the hub's per-user control groups (see django_sse/access.py)."""
+    """Streams in the hub's per-user control groups (see django_sse/live/access.py)."""
     return sum(count for name, count in groups.items() if name.startswith("django_sse.user."))
 
 

@@ -15,10 +15,10 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient
 
-from django_sse.access import end_user_streams, user_group
-from django_sse.delivery import Delivery
-from django_sse.hub import get_hub
-from django_sse.subscribe import Subscription
+from django_sse.live.access import end_user_streams, user_group
+from django_sse.live.delivery import Delivery
+from django_sse.live.hub import get_hub
+from django_sse.live.subscription import Subscription
 from tests.orders.models import Order
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]

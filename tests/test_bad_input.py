@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from demo_project.items.models import Item
-from django_sse.groups import validate_group
-from django_sse.hub import get_hub
+from django_sse.live.groups import validate_group
+from django_sse.live.hub import get_hub
 from tests.asgi import application
 from tests.conftest import StartServer
 from tests.stream_client import address

@@ -8,7 +8,7 @@ import asyncio
 from django.test import override_settings
 
 from django_sse import publish, subscribe
-from django_sse.budget import ByteBudget, process_budget
+from django_sse.live.budget import ByteBudget, process_budget
 
 
 class Stream:

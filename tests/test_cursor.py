@@ -10,8 +10,8 @@ from django.test import override_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from django_sse import cursor
-from django_sse.cursor import (
+from django_sse.live import cursor
+from django_sse.live.cursor import (
     MAX_GROUPS,
     decode,
     decode_varint,

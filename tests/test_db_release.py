@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 
-from django_sse.db import release_database_connections
+from django_sse.live.db import release_database_connections
 
 
 def nothing() -> None:

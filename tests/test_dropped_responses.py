@@ -25,7 +25,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.test import override_settings
 
-from django_sse.hub import get_hub
+from django_sse.live.hub import get_hub
 from tests.conftest import StartServer
 from tests.raw_client import LINGER_RST, address, read_until, request, stats
 

@@ -13,9 +13,9 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient
 
 from django_sse import publish
-from django_sse.cursor import decode, group_hash
-from django_sse.hub import get_hub
-from django_sse.multi import MultiSubscription
+from django_sse.live.cursor import decode, group_hash
+from django_sse.live.hub import get_hub
+from django_sse.live.multi import MultiSubscription
 from django_sse.testing import read_events
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]

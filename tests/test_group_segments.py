@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_sse.groups import format_group, validate_group
+from django_sse.live.groups import format_group, validate_group
 from tests.conftest import StartServer
 from tests.stream_client import RawStream
 from tests.test_access import create_users, log_in

@@ -11,10 +11,10 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from django_sse import EventSourceResponse, ServerSentEvent, conf, publish, publish_sync, subscribe
-from django_sse.groups import layer_group
-from django_sse.hub import current_layer, get_hub
+from django_sse.live.groups import layer_group
+from django_sse.live.hub import current_layer, get_hub
+from django_sse.live.subscription import Subscription
 from django_sse.stream import OPENING
-from django_sse.subscribe import Subscription
 from tests.sse_parser import parse
 from tests.waiting import until_async as until
 

@@ -16,10 +16,10 @@ import pytest
 from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 from django.test import override_settings
 
-from django_sse import hub as hub_module
 from django_sse import publish, subscribe
-from django_sse.delivery import Delivery
-from django_sse.hub import HEARTBEAT_TYPE, Hub, LayerFailure, get_hub
+from django_sse.live import hub as hub_module
+from django_sse.live.delivery import Delivery
+from django_sse.live.hub import HEARTBEAT_TYPE, Hub, LayerFailure, get_hub
 from tests.waiting import until_async as until
 
 _names = itertools.count()

@@ -15,9 +15,9 @@ import uuid
 import pytest
 from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 
-from django_sse import hub as hub_module
-from django_sse.delivery import Delivery
-from django_sse.hub import Hub
+from django_sse.live import hub as hub_module
+from django_sse.live.delivery import Delivery
+from django_sse.live.hub import Hub
 
 GROUPS = 1000
 

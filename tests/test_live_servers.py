@@ -180,7 +180,7 @@ def test_a_per_object_stream_sees_only_its_object(
     shell(
         "from demo_project.items.models import Item\n"
         f"Item.objects.filter(pk__in=[{pk}, {other}]).update(price='9.99')\n"
-        "from django_sse.signals import publish_queryset\n"
+        "from django_sse.live.signals import publish_queryset\n"
         f"publish_queryset(Item.objects.filter(pk__in=[{pk}, {other}]))\n",
         env,
     )

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_sse.cursor import decode, group_hash
+from django_sse.live.cursor import decode, group_hash
 from tests.conftest import StartServer
 from tests.raw_client import address, read_until
 from tests.servers import ServerProcess

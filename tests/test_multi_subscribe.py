@@ -10,9 +10,9 @@ import re
 import pytest
 
 from django_sse import publish, subscribe
-from django_sse.cursor import MAX_GROUPS, decode, group_hash
-from django_sse.hub import get_hub
-from django_sse.subscribe import Subscription
+from django_sse.live.cursor import MAX_GROUPS, decode, group_hash
+from django_sse.live.hub import get_hub
+from django_sse.live.subscription import Subscription
 from tests.waiting import until_async as until
 
 _names = itertools.count()
@@ -202,7 +202,7 @@ async def test_with_replay_off_every_group_starts_live_without_a_reset(groups: l
 async def test_a_reconnect_that_missed_nothing_does_not_read_the_log(
     groups: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django_sse.replay import get_log
+    from django_sse.live.replay import get_log
 
     keep = subscribe(groups[0])  # keeps the group joined: the hub knows its position
     await keep.wait(0.001)

@@ -18,12 +18,16 @@ import pytest
 from django.test import override_settings
 
 from django_sse import publish, subscribe
-from django_sse.delivery import Delivery, EventKey, format_id, parse_id
-from django_sse.hub import Hub, current_layer
-from django_sse.publish import make_record
-from django_sse.replay import PAGE_SIZE, get_log, reset_logs
-from django_sse.subscribe import FIRST_PAGE_SIZE, RETRY_AFTER_FAILURE_MS, retry_after_failure
-from django_sse.tokens import seal, unseal
+from django_sse.live.delivery import Delivery, EventKey, format_id, parse_id
+from django_sse.live.hub import Hub, current_layer
+from django_sse.live.publish import make_record
+from django_sse.live.replay import PAGE_SIZE, get_log, reset_logs
+from django_sse.live.subscription import (
+    FIRST_PAGE_SIZE,
+    RETRY_AFTER_FAILURE_MS,
+    retry_after_failure,
+)
+from django_sse.live.tokens import seal, unseal
 from tests.sse_parser import parse
 
 _names = itertools.count()

@@ -18,9 +18,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from demo_project.items.models import Item
-from django_sse import outbox
+from django_sse.live import outbox
+from django_sse.live.signals import publish_instances
 from django_sse.models import OutboxEvent
-from django_sse.signals import publish_instances
 from tests.fieldtypes.models import EveryField, Picky
 from tests.test_live_servers import database, postgres_database, shell  # noqa: F401
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import path
 
 from django_sse import EventSourceResponse, get_last_event_id, subscribe
-from django_sse.hub import get_hub
+from django_sse.live.hub import get_hub
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

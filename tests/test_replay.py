@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from django_sse.delivery import parse_id
-from django_sse.publish import make_record
-from django_sse.replay import MemoryLog, NullLog, Record, RedisLog, check_page
+from django_sse.live.delivery import parse_id
+from django_sse.live.publish import make_record
+from django_sse.live.replay import MemoryLog, NullLog, Record, RedisLog, check_page
 
 
 def record(n: int) -> Record:
@@ -245,7 +245,7 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
     from django.test import override_settings
 
     from django_sse import publish_sync
-    from django_sse.replay import get_log, reset_logs
+    from django_sse.live.replay import get_log, reset_logs
 
     prefix = "test-leak-" + uuid.uuid4().hex[:8]
     options = {"REPLAY_BACKEND": "redis", "REDIS_URL": redis_url, "KEY_PREFIX": prefix}

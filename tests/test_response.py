@@ -13,7 +13,7 @@ from django.http import Http404
 from django.test import AsyncClient, Client, override_settings
 
 from django_sse import EventSourceResponse, ServerSentEvent, publish, subscribe
-from django_sse.hub import get_hub
+from django_sse.live.hub import get_hub
 from django_sse.stream import OPENING
 from tests.sse_parser import parse
 

@@ -10,7 +10,8 @@ from django.db import transaction
 from pydantic import BaseModel
 
 from demo_project.items.models import Item
-from django_sse import ServerSentEvent, outbox, signals
+from django_sse import ServerSentEvent
+from django_sse.live import outbox, signals
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

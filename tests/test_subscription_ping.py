@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from django_sse.delivery import Delivery
-from django_sse.subscribe import Subscription
+from django_sse.live.delivery import Delivery
+from django_sse.live.subscription import Subscription
 from tests.waiting import until_async
 
 INTERVAL = 0.25

@@ -1,6 +1,6 @@
 """``publish_sync`` from sync code: shells, worker threads, and sync views of a real server.
 
-Sync publishing runs on one long-lived event loop per process (django_sse/loop_thread.py), so
+Sync publishing runs on one long-lived event loop per process (django_sse/live/loop_thread.py), so
 that its Redis connections are opened once, not twice per call: a new loop per call, as
 ``async_to_sync`` outside a running loop makes, measured 2,001 connections and 5.0 ms per call
 for 1,000 calls in ``manage.py shell``.
@@ -86,7 +86,7 @@ def test_publish_sync_from_many_threads_at_once(redis_url: str) -> None:
     from django.test import override_settings
 
     from django_sse import publish_sync
-    from django_sse.replay import reset_logs
+    from django_sse.live.replay import reset_logs
 
     options = {
         "REPLAY_BACKEND": "redis",

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from django_sse import EventSourceResponse, ServerSentEvent, publish
-from django_sse.hub import get_hub
+from django_sse.live.hub import get_hub
 from django_sse.testing import EventStreamParser, ReceivedEvent, read_events
 from tests.sse_parser import parse
 

@@ -15,7 +15,8 @@ import pytest
 from django.db import transaction
 
 from demo_project.items.models import Item
-from django_sse import conf, outbox
+from django_sse import conf
+from django_sse.live import outbox
 from django_sse.models import OutboxEvent
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
@@ -104,7 +105,7 @@ def test_a_manual_savepoint_rollback_discards_the_event_only_with_the_outbox(
 
 RECORDED = """
 import json
-from django_sse import outbox
+from django_sse.live import outbox
 from django_sse.models import OutboxEvent
 from tests.test_transactions import user_transaction_open
 from tests.transaction_scenarios import run

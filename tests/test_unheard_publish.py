@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from django_sse import subscribe
-from django_sse.hub import get_hub
-from django_sse.serving import UNHEARD_PUBLISH, ProcessRole
+from django_sse.live.hub import get_hub
+from django_sse.live.serving import UNHEARD_PUBLISH, ProcessRole
 from tests.conftest import StartServer
 from tests.servers import ROOT, server_env
 

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient
 
-from django_sse.subscribe import Subscription
+from django_sse.live.subscription import Subscription
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]
 

@@ -1,7 +1,7 @@
 """How a fan-out wakes its streams: a few hundred per loop turn, each stream without a coroutine.
 
 Both exist to keep the garbage a fan-out leaves per event small and short-lived (see
-``django_sse.hub.Waker`` and ``django_sse.stream``); these tests pin the behaviour that the
+``django_sse.live.hub.Waker`` and ``django_sse.stream``); these tests pin the behaviour that the
 benchmarks rely on, without timing anything.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from django_sse import EventSourceResponse, publish, subscribe
-from django_sse.hub import WAKE_BATCH, Waker, get_hub
+from django_sse.live.hub import WAKE_BATCH, Waker, get_hub
 from django_sse.stream import OPENING
 
 _names = itertools.count()

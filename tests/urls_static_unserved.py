@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.urls import path
 
 from demo_project.items import pages
-from django_sse.views import SubscriptionView
+from django_sse.live.views import SubscriptionView
 from tests import views
 
 urlpatterns = [

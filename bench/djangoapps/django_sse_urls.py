@@ -14,10 +14,10 @@ from django_sse import EventSourceResponse
 try:
     from django_sse import publish, subscribe
 except ImportError:  # a checkout from before the public names were exported
-    from django_sse.publish import publish
-    from django_sse.subscribe import subscribe
+    from django_sse.live.publish import publish
+    from django_sse.live.subscription import subscribe
 
-# The end-to-end workload: what a registered model's saves publish (django_sse.signals).
+# The end-to-end workload: what a registered model's saves publish (django_sse.live.signals).
 ITEMS_GROUP = "items.item"
 
 

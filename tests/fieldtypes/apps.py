@@ -6,7 +6,7 @@ class FieldTypesConfig(AppConfig):
     label = "fieldtypes"
 
     def ready(self) -> None:
-        from django_sse.signals import register
+        from django_sse.live.signals import register
 
         from .models import EveryField, Picky
 

@@ -15,9 +15,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from django_sse import outbox
 from django_sse.encoding import json_bytes
-from django_sse.signals import registration_for
+from django_sse.live import outbox
+from django_sse.live.signals import registration_for
 from tests.fieldtypes.models import EveryField, Related
 
 PLUS_FIVE = datetime.timezone(datetime.timedelta(hours=5))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from django_sse.views import SubscriptionView
+from django_sse.live.views import SubscriptionView
 
 urlpatterns = [
     path("test/fieldtypes/live", SubscriptionView.as_view(group="fieldtypes.everyfield")),

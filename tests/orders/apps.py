@@ -9,7 +9,7 @@ class OrdersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_sse.signals import register
+        from django_sse.live.signals import register
 
         from .models import Order
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from django_sse import outbox
+from django_sse.live import outbox
 
 
 class Command(BaseCommand):

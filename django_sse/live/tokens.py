@@ -28,7 +28,7 @@ _SIZE = struct.calcsize(">QQ")
 
 
 def _prf(purpose: str, data: bytes) -> bytes:
-    return salted_hmac("django_sse.tokens." + purpose, data, algorithm="sha256").digest()
+    return salted_hmac("django_sse.live.tokens." + purpose, data, algorithm="sha256").digest()
 
 
 def seal(position: EventKey) -> str:

@@ -12,7 +12,7 @@ import string
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from . import conf
+from .. import conf
 
 _VALID = re.compile(r"[a-zA-Z0-9\-_.]+")
 MAX_LENGTH = 99  # channels: "shorter than 100"

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
 
-from . import conf
+from .. import conf
 from .delivery import Delivery, EventKey, format_id, parse_id, with_id
 from .redis_retry import retry_options
 

@@ -27,12 +27,12 @@ from collections.abc import Callable, Sequence
 
 from asgiref.sync import async_to_sync
 
-from . import conf
+from .. import conf
+from ..encoding import EncodedEvent, encode_event, jittered_retry
+from ..events import ServerSentEvent
 from .budget import process_budget
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
-from .encoding import EncodedEvent, encode_event, jittered_retry
-from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import Hub, get_hub
 from .replay import PAGE_SIZE, ReplayLog, get_log

@@ -45,10 +45,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Subquery
 from django.dispatch import receiver
 
-from . import conf
-from .encoding import json_bytes
-from .events import ServerSentEvent
-from .models import OutboxEvent
+from .. import conf
+from ..encoding import json_bytes
+from ..events import ServerSentEvent
+from ..models import OutboxEvent
 from .publish import publish_many_sync
 
 logger = logging.getLogger("django_sse")

@@ -51,7 +51,7 @@ from channels.layers import (  # type: ignore[import-untyped]
 )
 from django.core.exceptions import ImproperlyConfigured
 
-from . import conf
+from .. import conf
 from .delivery import MESSAGE_TYPE, Delivery, EventKey
 from .groups import layer_group
 from .replay import PAGE_SIZE, ReplayLog, get_log
@@ -263,7 +263,7 @@ class Hub:
                 if self.channel is None:
                     self.channel = await self.layer.new_channel()
                     # A process that serves streams also relays what a failed publish or a
-                    # crashed process left in the outbox (django_sse.outbox).
+                    # crashed process left in the outbox (django_sse.live.outbox).
                     from .outbox import periodic_relay
 
                     periodic_relay.ensure_running()

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic_core import from_json
 
-from .encoding import EncodedEvent
+from ..encoding import EncodedEvent
 
 MESSAGE_TYPE = "django_sse.event"
 

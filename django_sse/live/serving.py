@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.core.signals import request_started
 
-from . import conf
+from .. import conf
 from .hub import listening_loops
 
 logger = logging.getLogger("django_sse")

@@ -138,7 +138,9 @@ def _key() -> bytes:
     secret = settings.SECRET_KEY
     key = _keys.get(secret)
     if key is None:
-        key = _keys[secret] = salted_hmac("django_sse.cursor", b"key", algorithm="sha256").digest()
+        key = _keys[secret] = salted_hmac(
+            "django_sse.live.cursor", b"key", algorithm="sha256"
+        ).digest()
     return key
 
 

@@ -17,11 +17,11 @@ from urllib.parse import unquote, urlsplit
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
+from ..last_event_id import header_last_event_id, query_last_event_id
+from ..response import EventSourceResponse
 from .access import StreamAccess, call, reauthorize_interval
 from .cursor import MAX_GROUPS
-from .last_event_id import header_last_event_id, query_last_event_id
 from .multi import Feed, GuardedMultiSubscription, MultiSubscription
-from .response import EventSourceResponse
 
 if TYPE_CHECKING:
     from .views import SubscriptionView

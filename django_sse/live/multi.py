@@ -27,16 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..encoding import EncodedEvent, encode_event
+from ..events import ServerSentEvent
 from .access import GuardedSubscription, StreamAccess
 from .cursor import MAX_GROUPS, Entries, encode, join, positions_of
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
-from .encoding import EncodedEvent, encode_event
-from .events import ServerSentEvent
 from .groups import validate_group
 from .hub import get_hub
 from .replay import NullLog, get_log
-from .subscribe import RESET_EVENT, EventFilter, Subscription, resume_position
+from .subscription import RESET_EVENT, EventFilter, Subscription, resume_position
 
 logger = logging.getLogger("django_sse")
 

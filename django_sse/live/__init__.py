@@ -1,0 +1,1 @@
+"""The live layer: groups, publishing, subscriptions, the per-process hub and replay logs."""

@@ -1,0 +1,189 @@
+"""``SubscriptionView``: a ready-made stream of a group, authorized before the first byte.
+
+Everything that can refuse a subscriber runs before the response starts, so a refusal is a real
+401/403 (which also stops the browser's ``EventSource`` from reconnecting), never a 200 stream
+that ends at once::
+
+    path("items/live", SubscriptionView.as_view(group="items.item"), name="items-live"),
+    path(
+        "items/<int:pk>/live",
+        SubscriptionView.as_view(group="items.item.{pk}", login_required=True, check=owns_item),
+    ),
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
+from django.views import View
+
+from ..last_event_id import get_last_event_id
+from ..response import EventSourceResponse
+from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
+from .feeds import FEED_PARAMETER, combined_stream
+from .groups import format_group, validate_group
+from .subscription import EventFilter, Subscription
+
+# check(request, group, **url_kwargs) -> bool (or an awaitable of one): may this user subscribe?
+Check = Callable[..., Any]
+# event_filter(request, user) -> a per-event filter for this subscriber, or None for all events.
+FilterFactory = Callable[[HttpRequest, Any], EventFilter | None]
+
+
+def _refuse(status: int, text: str) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain")
+
+
+class SubscriptionView(View):
+    """Stream the group ``group`` (``str.format``-ed with the URL's keyword arguments).
+
+    - ``login_required``: anonymous users get 401.
+    - ``permission_required``: a permission name or several; a user without them gets 403.
+    - ``check``: ``check(request, group, **kwargs)``, sync or async, e.g. object ownership;
+      a false result gets 403.
+    - ``event_filter``: ``event_filter(request, user)``, sync or async, returns a filter called
+      with each event (``delivery.data`` is the decoded payload), e.g. to show a user only their
+      rows. The filter runs on the event loop for every event: a plain, fast sync callable that
+      does not touch the database (the factory may, and can precompute what the filter needs).
+    - ``dotted_kwargs``: URL keyword arguments whose values may contain ``.``; any other value
+      formatted into the group must be one segment of its name (400 otherwise), so that
+      ``"x.{name}"`` can never reach ``"x.private.rows"``.
+    - ``reauthorize_interval``: seconds between re-checks of the authorization while the stream
+      is open (default ``DJANGO_SSE["REAUTHORIZE_INTERVAL"]``); logging out ends it at once.
+
+    Sync hooks (``check``, ``event_filter``, overrides of ``get_group``, ``authorize``,
+    ``get_filter``) run in the request's thread, where the ORM works; async ones are awaited.
+    A group name built from the URL that is not a valid group name gets 400.
+    """
+
+    http_method_names = ["get"]
+    group: str = ""
+    # Several group templates: one multi-group stream, each group authorized (feeds.py).
+    groups: Sequence[str] = ()
+    login_required: bool = False
+    permission_required: str | Sequence[str] = ()
+    check: Check | None = None
+    event_filter: FilterFactory | None = None
+    dotted_kwargs: Sequence[str] = ()
+    ping_interval: float | None = None
+    queue_size: int | None = None
+    reauthorize_interval: float | None = None
+
+    def get_group(self, request: HttpRequest, **kwargs: Any) -> str:
+        if not self.group:
+            raise ValueError("SubscriptionView needs a group: as_view(group=...)")
+        return format_group(self.group, kwargs, dotted=self.dotted_kwargs)
+
+    async def get_groups(self, request: HttpRequest, **kwargs: Any) -> list[str]:
+        """Every group this view streams: ``groups`` formatted, or the one of ``get_group``."""
+        if self.groups:
+            return [format_group(t, kwargs, dotted=self.dotted_kwargs) for t in self.groups]
+        return [await self._group(request, **kwargs)]
+
+    async def get_user(self, request: HttpRequest) -> Any:
+        auser = getattr(request, "auser", None)
+        if auser is None:  # no AuthenticationMiddleware
+            from django.contrib.auth.models import AnonymousUser
+
+            return AnonymousUser()
+        return await auser()
+
+    async def authorize(
+        self, request: HttpRequest, group: str, user: Any, **kwargs: Any
+    ) -> HttpResponseBase | None:
+        """Return a refusal, or ``None`` to let the subscription start (or go on)."""
+        authenticated = bool(getattr(user, "is_authenticated", False))
+        if self.login_required and not authenticated:
+            return _refuse(401, "Authentication required.")
+        permissions = (
+            [self.permission_required]
+            if isinstance(self.permission_required, str)
+            else list(self.permission_required)
+        )
+        if permissions:
+            if not authenticated:
+                return _refuse(401, "Authentication required.")
+            if not await user.ahas_perms(permissions):
+                return _refuse(403, "Forbidden.")
+        if self.check is not None:
+            # Given to as_view() or set with staticmethod(): called without self.
+            if not await call(self.check, request, group, **kwargs):
+                return _refuse(403, "Forbidden.")
+        return None
+
+    async def get_filter(self, request: HttpRequest, user: Any) -> EventFilter | None:
+        if self.event_filter is None:
+            return None
+        event_filter: EventFilter | None = await call(self.event_filter, request, user)
+        return event_filter
+
+    def _may_be_revoked(self, user: Any) -> bool:
+        # An open stream of an anonymous user on an open view has nothing that could end.
+        return bool(
+            getattr(user, "is_authenticated", False)
+            or self.login_required
+            or self.permission_required
+            or self.check is not None
+            or type(self).authorize is not SubscriptionView.authorize
+        )
+
+    def _streams_several(self, request: HttpRequest) -> bool:
+        # Several groups (even one, by list) or combined feeds: ids become "<feeds>:<cursor>".
+        return bool(
+            self.groups
+            or FEED_PARAMETER in request.GET
+            or type(self).get_groups is not SubscriptionView.get_groups
+        )
+
+    async def open_feed(
+        self, request: HttpRequest, user: Any, kwargs: dict[str, Any]
+    ) -> HttpResponseBase | tuple[list[str], EventFilter | None]:
+        """This view's groups, each authorized for ``request``, and its filter; or a refusal."""
+        try:
+            groups = [validate_group(g) for g in await self.get_groups(request, **kwargs)]
+        except (ValueError, KeyError, IndexError):
+            return HttpResponseBadRequest("Invalid group name.", content_type="text/plain")
+        for group in groups:
+            refusal: HttpResponseBase | None = await call(
+                self.authorize, request, group, user, **kwargs
+            )
+            if refusal is not None:
+                return refusal
+        event_filter: EventFilter | None = await call(self.get_filter, request, user)
+        if event_filter is not None and iscoroutinefunction(event_filter):
+            raise TypeError(
+                "An event filter is called for every event, on the event loop: it must be a "
+                "plain sync callable, not a coroutine function (do async work in the factory)."
+            )
+        return groups, event_filter
+
+    async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if self._streams_several(request):
+            return await combined_stream(self, request, kwargs)
+        user = await call(self.get_user, request)
+        opened = await self.open_feed(request, user, kwargs)
+        if isinstance(opened, HttpResponseBase):
+            return opened
+        (group,), event_filter = opened
+        options: dict[str, Any] = {
+            "last_event_id": get_last_event_id(request),
+            "filter": event_filter,
+            "queue_size": self.queue_size,
+        }
+        subscription: Subscription
+        if self._may_be_revoked(user):
+            interval = reauthorize_interval(self.reauthorize_interval)
+            access = StreamAccess(self, request, group, user, kwargs, interval)
+            subscription = GuardedSubscription(group, access=access, **options)
+        else:
+            subscription = Subscription(group, **options)
+        return EventSourceResponse(subscription, ping_interval=self.ping_interval)
+
+    async def _group(self, request: HttpRequest, **kwargs: Any) -> str:
+        if type(self).get_group is SubscriptionView.get_group and "get_group" not in vars(self):
+            return self.get_group(request, **kwargs)  # ours: formats a string, no thread needed
+        group: str = await call(self.get_group, request, **kwargs)
+        return group
