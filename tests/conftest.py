@@ -67,6 +67,22 @@ def server_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_database(postgres_url: str) -> str:
+    """The PostgreSQL test database, migrated once for the server processes of the session."""
+    manage("migrate", "--noinput", env={"DATABASE_URL": postgres_url})
+    return postgres_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, server_database: str) -> str:
+    """Each of the two databases the server processes run on, one test run per database."""
+    if request.param == "sqlite":
+        return server_database
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
 @pytest.fixture
 def markers(tmp_path: Path) -> Path:
     folder = tmp_path / "markers"

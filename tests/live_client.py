@@ -13,6 +13,7 @@ import time
 import httpx
 
 from tests.sse_parser import Event, parse
+from tests.waiting import until
 
 
 class LiveStream:
@@ -54,15 +55,13 @@ class LiveStream:
 
     def wait_for(self, count: int, timeout: float = 60) -> list[Event]:
         """The first ``count`` events; fails if they do not arrive within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            events = self.events()
-            if len(events) >= count:
-                return events[:count]
+
+        def arrived() -> list[Event]:
             if self.error is not None:
                 raise AssertionError(f"{self.url}: stream failed") from self.error
-            time.sleep(0.05)
-        raise AssertionError(f"{self.url}: {len(self.events())} of {count} events in {timeout} s")
+            return self.events()[:count] if len(self.events()) >= count else []
+
+        return until(arrived, within=timeout)
 
     def settle(self, quiet: float = 1.0) -> list[Event]:
         """All events, after ``quiet`` seconds without a new one (to show nothing more comes)."""

@@ -1,7 +1,12 @@
-"""Raw-socket HTTP/1.1 clients for the reliability tests: cheap enough for thousands of cycles.
+"""Raw-socket HTTP/1.1 clients: cheap enough for a thousand streams or thousands of cycles.
 
 An httpx client per connection costs more than the server it measures; these speak just enough
-HTTP to open an event stream and read its bytes. Every read is bounded by a deadline.
+HTTP (a request, the response head, chunked bodies) to read an event stream. Every read is
+bounded by a deadline.
+
+- ``RawStream``: one connection, read on demand and parsed with the spec-exact parser.
+- ``Browser``: what an ``EventSource`` does, reconnecting with ``Last-Event-ID`` by itself.
+- ``frozen_socket``: a client that never reads.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import time
 from urllib.parse import urlsplit
 
 import httpx
+
+from tests.sse_parser import Event, parse
+from tests.waiting import until_async
 
 # SO_LINGER with a zero timeout: close() sends RST, as a client whose network vanished would.
 LINGER_RST = struct.pack("ii", 1, 0)
@@ -68,6 +76,103 @@ def frozen_socket(url: str, path: str, rcvbuf: int = 4096, version: str = "1.1")
     sock.connect(address(url))
     sock.sendall(request(path, version=version))
     return sock
+
+
+def dechunk(raw: bytes) -> bytes:
+    """The body bytes of the complete chunks in ``raw`` (a chunked body read so far)."""
+    body = bytearray()
+    position = 0
+    while True:
+        end = raw.find(b"\r\n", position)
+        if end < 0:
+            break
+        size = int(raw[position:end].split(b";")[0] or b"0", 16)
+        if size == 0 or end + 2 + size + 2 > len(raw):
+            break
+        body += raw[end + 2 : end + 2 + size]
+        position = end + 2 + size + 2
+    return bytes(body)
+
+
+class RawStream:
+    """One event stream over a plain socket."""
+
+    def __init__(self, url: str, path: str, headers: dict[str, str] | None = None) -> None:
+        self.host, self.port = address(url)
+        self.path = path
+        self.headers = headers or {}
+        self.status = 0
+        self.head = b""
+        self.raw = b""
+        self.eof = False
+        self._chunked = False
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self, within: float = 20) -> int:
+        """Send the request and read the response head; return the status code."""
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), within
+        )
+        self._writer.write(request(self.path, self.headers))
+        buffer = await read_until(self._reader, b"\r\n\r\n", within)
+        self.head, _, self.raw = buffer.partition(b"\r\n\r\n")
+        self.status = int(self.head.split(b" ", 2)[1])
+        self._chunked = b"transfer-encoding: chunked" in self.head.lower()
+        return self.status
+
+    @property
+    def body(self) -> bytes:
+        return dechunk(self.raw) if self._chunked else self.raw
+
+    def events(self) -> list[Event]:
+        return parse(self.body).events
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        chunk = await self._reader.read(65536)
+        if chunk:
+            self.raw += chunk
+        else:
+            self.eof = True
+
+    async def read_events(self, count: int, within: float = 20) -> list[Event]:
+        """Read until ``count`` events arrived (or the stream ended); return them all."""
+        async with asyncio.timeout(within):
+            while len(self.events()) < count and not self.eof:
+                await self._read()
+        return self.events()
+
+    async def read_to_end(self, within: float = 20) -> None:
+        """Read until the server closes the connection."""
+        async with asyncio.timeout(within):
+            while not self.eof:
+                try:
+                    await self._read()
+                except ConnectionError:
+                    self.eof = True
+
+    @property
+    def finished(self) -> bool:
+        """The response is complete (its last chunk came): what an EventSource calls the end."""
+        return self.eof or (self._chunked and self.raw.endswith(b"0\r\n\r\n"))
+
+    async def read_to_finish(self, within: float = 20) -> None:
+        """Read until the response is complete; the connection may stay open (keep-alive)."""
+        async with asyncio.timeout(within):
+            while not self.finished:
+                try:
+                    await self._read()
+                except ConnectionError:
+                    self.eof = True
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            try:
+                await self._writer.wait_closed()
+            except OSError:
+                pass
 
 
 TICK = re.compile(rb'"seq": ?(-?\d+), ?"t": ?([0-9.eE+-]+)')
@@ -161,8 +266,6 @@ class Browser:
 
 
 async def all_received(browsers: list[Browser], count: int, limit: float = 60) -> None:
-    """Wait until every browser has ``count`` events; ``TimeoutError`` after ``limit`` s."""
-    async with asyncio.timeout(limit):
-        # Polling keeps the readers untouched by the test's bookkeeping.
-        while any(len(b.seqs) < count for b in browsers):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    """Wait until every browser has ``count`` events; fail after ``limit`` seconds."""
+    # Polling keeps the readers untouched by the test's bookkeeping.
+    await until_async(lambda: all(len(b.seqs) >= count for b in browsers), within=limit)

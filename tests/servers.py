@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,3 +177,24 @@ def manage(*args: str, env: Mapping[str, str] | None = None, timeout: float = 12
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
+
+
+def make_env(redis_url: str, database: str, layer: str = PUBSUB) -> dict[str, str]:
+    """The environment of servers sharing Redis and a database, in a key space of their own."""
+    return {
+        "REDIS_URL": redis_url,
+        "CHANNEL_LAYER_BACKEND": layer,
+        "DATABASE_URL": database,
+        # Groups and replay streams of this test only, whatever else uses this Redis.
+        "DJANGO_SSE_KEY_PREFIX": "t" + uuid.uuid4().hex[:12],
+        "DJANGO_SSE_PING_INTERVAL": "0.3",
+    }
+
+
+def shell(code: str, env: Mapping[str, str]) -> str:
+    """Run ``code`` in ``manage.py shell``; return the last line it printed."""
+    output = manage("shell", "--no-imports", "-c", code, env=env)
+    return output.strip().splitlines()[-1] if output.strip() else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,8 +19,8 @@ import psycopg
 import pytest
 
 from tests.conftest import StartServer
+from tests.raw_client import RawStream
 from tests.servers import ServerProcess, manage
-from tests.stream_client import RawStream
 from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
@@ -141,15 +140,6 @@ def test_a_post_stream_needs_the_csrf_token(start: StartServer) -> None:
 # --- access ends while the stream is open --------------------------------------------------
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], within: float = 60) -> None:
-    """Poll ``condition`` until it holds; a generous deadline, no timing assertion."""
-    async with asyncio.timeout(within):
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.1)
-
-
 async def hub_groups(client: httpx.AsyncClient, server: ServerProcess) -> dict[str, int]:
     groups: dict[str, int] = (await client.get(server.url + "/test/live/hub")).json()["groups"]
     return groups
@@ -207,7 +197,7 @@ def test_logout_on_one_server_ends_the_users_streams_on_another(
                 groups = await hub_groups(client, second)
                 return groups.get("x.acc.rows") == 2 and user_groups(groups) == 2
 
-            await wait_for(both_subscribed)
+            await until_async(both_subscribed)
             await publish_rows(client, first, alice, 0)
             await publish_rows(client, first, bob, 1)
             await streams[alice].read_events(1, 30)
@@ -225,7 +215,7 @@ def test_logout_on_one_server_ends_the_users_streams_on_another(
                 groups = await hub_groups(client, second)
                 return groups.get("x.acc.rows") == 1 and user_groups(groups) == 1
 
-            await wait_for(alice_left)
+            await until_async(alice_left)
             # Her browser's reconnect is refused; bob's stream goes on.
             again = RawStream(
                 second.url, "/test/acc/mine", {"Cookie": f"sessionid={sessions[alice]}"}
@@ -283,8 +273,8 @@ def test_a_revoked_user_stops_receiving_within_the_interval(
         for stream in streams.values():
             assert await stream.open() == 200
         # The first check and one re-check each, with both still allowed.
-        await wait_for(lambda: at_least(alice, 2))
-        await wait_for(lambda: at_least(bob, 2))
+        await until_async(lambda: at_least(alice, 2))
+        await until_async(lambda: at_least(bob, 2))
         async with httpx.AsyncClient(timeout=30) as client:
             await publish_rows(client, server, alice, 0)
             await streams[alice].read_events(1, 30)
@@ -307,7 +297,7 @@ def test_a_revoked_user_stops_receiving_within_the_interval(
 
             # Bob's stream is re-checked and goes on.
             seen = checks(bob)
-            await wait_for(lambda: at_least(bob, seen + 2))
+            await until_async(lambda: at_least(bob, seen + 2))
             await publish_rows(client, server, bob, 1)
             await streams[bob].read_events(1, 30)
             assert rows(streams[bob]) == [1]
@@ -375,7 +365,7 @@ def test_re_checked_streams_hold_no_database_connection_between_checks(
         async def rechecked() -> bool:
             return checks() >= 3 * STREAMS_RECHECKED  # the first check and two re-checks each
 
-        await wait_for(rechecked, within=120)
+        await until_async(rechecked, within=120)
 
         # Re-checks keep coming, each with its own connection for a moment. A stream that kept
         # one would hold it for good: the count would stay at STREAMS_RECHECKED or more. Only
@@ -386,7 +376,7 @@ def test_re_checked_streams_hold_no_database_connection_between_checks(
             seen.append(connections())
             return seen[-1] <= STREAMS_RECHECKED // 4
 
-        await wait_for(released, within=60)
+        await until_async(released, within=60)
         for _ in range(20):  # a few more samples, for the figure printed below
             seen.append(connections())
             await asyncio.sleep(0.05)

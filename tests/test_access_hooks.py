@@ -8,9 +8,6 @@ documentation cannot drift from what works.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient
@@ -20,6 +17,7 @@ from django_sse.live.delivery import Delivery
 from django_sse.live.hub import get_hub
 from django_sse.live.subscription import Subscription
 from tests.orders.models import Order
+from tests.waiting import until_async as until
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]
 
@@ -92,14 +90,6 @@ async def test_a_sync_get_group_override_may_use_the_orm() -> None:
 async def test_an_async_event_filter_is_refused_with_a_clear_error() -> None:
     with pytest.raises(TypeError, match="plain sync callable"):
         await AsyncClient().get("/test/acc/async-filter")
-
-
-async def until(condition: Callable[[], bool], within: float = 20) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", ["/test/acc/logout", "/test/acc/alogout", "end_user_streams"])

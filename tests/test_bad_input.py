@@ -25,7 +25,7 @@ from django_sse.live.groups import validate_group
 from django_sse.live.hub import get_hub
 from tests.asgi import application
 from tests.conftest import StartServer
-from tests.stream_client import address
+from tests.raw_client import address
 from tests.waiting import until_async
 
 # Every status a refusal may have; 5xx is never one of them.

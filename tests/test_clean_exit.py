@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StartServer
+from tests.raw_client import RawStream
 from tests.server_calls import subscribers
 from tests.servers import ServerProcess
-from tests.stream_client import RawStream
 from tests.waiting import until
 
 pytestmark = pytest.mark.server

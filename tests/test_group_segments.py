@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from django_sse.live.groups import format_group, validate_group
 from tests.conftest import StartServer
-from tests.stream_client import RawStream
+from tests.raw_client import RawStream
 from tests.test_access import create_users, log_in
 from tests.test_bad_input import call
 

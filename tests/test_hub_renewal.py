@@ -18,6 +18,7 @@ from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped
 from django_sse.live import hub as hub_module
 from django_sse.live.delivery import Delivery
 from django_sse.live.hub import Hub
+from tests.waiting import until_async as until
 
 GROUPS = 1000
 
@@ -42,10 +43,8 @@ class Member:
         pass
 
 
-async def until(condition: object, limit: float = 60) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():  # type: ignore[operator]  # noqa: ASYNC110
-            await asyncio.sleep(0.001)
+# Polled often: the join below has to land while a renewal pass is still running.
+FAST = 0.001
 
 
 async def test_a_join_completes_while_the_renewal_of_many_groups_runs(
@@ -59,13 +58,13 @@ async def test_a_join_completes_while_the_renewal_of_many_groups_runs(
     try:
         await asyncio.gather(*(hub.join(group, member) for group, member in members))
         # A pass may have begun while they joined: wait for the next one to begin.
-        await until(lambda: hub.renewals >= 1)
+        await until(lambda: hub.renewals >= 1, interval=FAST)
         passes, base = hub.renewals, len(layer.adds)
-        await until(lambda: len(layer.adds) > base)
+        await until(lambda: len(layer.adds) > base, interval=FAST)
         renewed_before_join = len(layer.adds) - base
         await hub.join(*late)
         renewed_at_join = len(layer.adds) - base - 1  # the new group's own add not counted
-        await until(lambda: hub.renewals > passes)
+        await until(lambda: hub.renewals > passes, interval=FAST)
         print(
             f"\n{GROUPS} groups: a join made {renewed_before_join} renewals into the pass was "
             f"done {renewed_at_join} renewals into it"
@@ -76,5 +75,5 @@ async def test_a_join_completes_while_the_renewal_of_many_groups_runs(
     finally:
         for group, member in [*members, late]:
             hub.leave(group, member)
-        await until(lambda: hub.stats()["tasks"] == 0)
+        await until(lambda: hub.stats()["tasks"] == 0, interval=FAST)
         await layer.flush()

@@ -16,44 +16,13 @@ import pytest
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
 from tests.server_kinds import server_kinds
-from tests.servers import ServerProcess, manage
+from tests.servers import ServerProcess, make_env, shell
 from tests.waiting import until
 
 pytestmark = pytest.mark.server
 
 PUBSUB = "channels_redis.pubsub.RedisPubSubChannelLayer"
 CORE = "channels_redis.core.RedisChannelLayer"
-
-
-@pytest.fixture(scope="session")
-def postgres_database(postgres_url: str) -> str:
-    manage("migrate", "--noinput", env={"DATABASE_URL": postgres_url})
-    return postgres_url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, server_database: str) -> str:
-    if request.param == "sqlite":
-        return server_database
-    url: str = request.getfixturevalue("postgres_database")
-    return url
-
-
-def make_env(redis_url: str, database: str, layer: str = PUBSUB) -> dict[str, str]:
-    return {
-        "REDIS_URL": redis_url,
-        "CHANNEL_LAYER_BACKEND": layer,
-        "DATABASE_URL": database,
-        # Groups and replay streams of this test only, whatever else uses this Redis.
-        "DJANGO_SSE_KEY_PREFIX": "t" + uuid.uuid4().hex[:12],
-        "DJANGO_SSE_PING_INTERVAL": "0.3",
-    }
-
-
-def shell(code: str, env: dict[str, str]) -> str:
-    """Run ``code`` in ``manage.py shell``; return the last line it printed."""
-    output = manage("shell", "--no-imports", "-c", code, env=env)
-    return output.strip().splitlines()[-1] if output.strip() else ""
 
 
 @pytest.fixture

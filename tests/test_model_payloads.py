@@ -17,7 +17,7 @@ from django.db import models
 
 from tests.fieldtypes.models import EveryField, Picky, Related
 from tests.fieldtypes.scenarios import run
-from tests.test_live_servers import postgres_database, shell
+from tests.servers import shell
 
 # Not fields a model can use any more (system checks reject them) or not a concrete type.
 REMOVED_OR_ABSTRACT = {
@@ -64,7 +64,7 @@ def test_live_payloads_equal_reloaded_ones_on_sqlite() -> None:
 
 
 def test_live_payloads_equal_reloaded_ones_on_postgresql(request: pytest.FixtureRequest) -> None:
-    database = request.getfixturevalue(postgres_database.__name__)  # migrated once
+    database = request.getfixturevalue("postgres_database")  # migrated once
     code = "import json\nfrom tests.fieldtypes.scenarios import run\nprint(json.dumps(run()))\n"
     check(json.loads(shell(code, {"DATABASE_URL": database})))
 

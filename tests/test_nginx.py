@@ -16,9 +16,9 @@ import pytest
 
 from tests.conftest import REQUIRE_SERVICES, StartServer
 from tests.nginx import Nginx, nginx_binary, start_nginx
+from tests.raw_client import RawStream, address
 from tests.server_calls import publish_numbered, subscribers
 from tests.servers import ServerProcess
-from tests.stream_client import RawStream, address
 from tests.waiting import until, until_async
 
 pytestmark = pytest.mark.server

@@ -29,6 +29,7 @@ from django_sse.live.subscription import (
 )
 from django_sse.live.tokens import seal, unseal
 from tests.sse_parser import parse
+from tests.waiting import until_async as until
 
 _names = itertools.count()
 
@@ -64,12 +65,6 @@ class Recorder:
 async def logged(group: str, count: int) -> list[Delivery]:
     """Events written to the log whose live sends are left to the test."""
     return [await get_log().append(group, make_record(n)) for n in range(count)]
-
-
-async def until(condition: Any, limit: float = 10) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 async def test_early_events_are_held_and_duplicates_dropped(group: str) -> None:

@@ -22,7 +22,7 @@ from django_sse.live import outbox
 from django_sse.live.signals import publish_instances
 from django_sse.models import OutboxEvent
 from tests.fieldtypes.models import EveryField, Picky
-from tests.test_live_servers import database, postgres_database, shell  # noqa: F401
+from tests.servers import shell
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,7 +176,7 @@ CONCURRENT = "import json\nfrom tests.outbox_concurrency import run\nprint(json.
 
 
 @pytest.mark.django_db(transaction=False)
-def test_two_relays_at_once_publish_each_event_once_and_in_order(database: str) -> None:  # noqa: F811
+def test_two_relays_at_once_publish_each_event_once_and_in_order(database: str) -> None:
     result = json.loads(shell(CONCURRENT, {"DATABASE_URL": database}))
     pk = result["pk"]
     assert result["published"] == [

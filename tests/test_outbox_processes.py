@@ -22,8 +22,8 @@ from tests.conftest import StartServer
 from tests.live_client import LiveStream
 from tests.raw_client import ID, RETRY, Browser
 from tests.redis_server import RedisServer
-from tests.servers import ROOT, manage, server_env
-from tests.test_live_servers import database, postgres_database, shell  # noqa: F401
+from tests.servers import ROOT, manage, server_env, shell
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
 
@@ -52,9 +52,7 @@ class ItemsBrowser(Browser):
                 self.events.append((kind[1].decode(), json.loads(payload[1])["name"]))
 
     async def wait_for(self, name: str, limit: float = 60) -> None:
-        async with asyncio.timeout(limit):
-            while name not in {n for _, n in self.events}:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await until_async(lambda: name in {n for _, n in self.events}, within=limit)
 
     async def settle(self, quiet: float = 1.0) -> list[tuple[str, str]]:
         seen = -1
@@ -96,7 +94,7 @@ def unique(name: str) -> str:
 def test_a_save_while_redis_is_down_reaches_a_live_client_once_redis_is_back(
     start: StartServer,
     redis_server: RedisServer,
-    database: str,  # noqa: F811
+    database: str,
 ) -> None:
     env = environment(redis_server.url, database, DJANGO_SSE_OUTBOX_RELAY_INTERVAL="0.5")
     server = start("daphne", env=env)
@@ -143,7 +141,7 @@ with transaction.atomic():
 def test_an_event_of_a_process_killed_after_its_commit_is_published_by_the_relay_command(
     start: StartServer,
     redis_url: str,
-    database: str,  # noqa: F811
+    database: str,
 ) -> None:
     # No periodic relay in the server: the command is what publishes it here.
     env = environment(redis_url, database, DJANGO_SSE_OUTBOX_RELAY_INTERVAL="0")
@@ -196,7 +194,7 @@ print(row.pk, Item.objects.filter(name={name!r}).count())
 def test_a_file_field_and_a_date_field_given_a_datetime_save_and_publish(
     start: StartServer,
     redis_url: str,
-    database: str,  # noqa: F811
+    database: str,
 ) -> None:
     env = environment(redis_url, database)
     server = start("uvicorn", env=env)

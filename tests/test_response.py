@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from django.conf import settings
@@ -16,12 +16,7 @@ from django_sse import EventSourceResponse, ServerSentEvent, publish, subscribe
 from django_sse.live.hub import get_hub
 from django_sse.stream import OPENING
 from tests.sse_parser import parse
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 10) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+from tests.waiting import until_async
 
 
 async def collect(response: EventSourceResponse) -> bytes:
@@ -75,23 +70,29 @@ async def test_events_in_order_after_an_opening_comment() -> None:
 
 async def test_pings_while_idle_never_cancel_the_pending_step() -> None:
     cancelled: list[bool] = []
+    pinged = asyncio.Event()
 
     async def source() -> AsyncIterator[ServerSentEvent]:
         yield ServerSentEvent(data=1, id="1")
         try:
-            await asyncio.sleep(0.3)  # six ping intervals of silence
+            await pinged.wait()  # silent until the response has pinged over this pending step
         except asyncio.CancelledError:
             cancelled.append(True)
             raise
         yield ServerSentEvent(data=2, id="2")
 
-    body = await collect(EventSourceResponse(source(), ping_interval=0.05))
+    body = b""
+    async with asyncio.timeout(30):
+        async for chunk in EventSourceResponse(source(), ping_interval=0.05):
+            body += chunk
+            if b"data: 1\n\n" in body and body.count(b": ping\n\n") >= 2:
+                pinged.set()
     parsed = parse(body)
     assert [e.data for e in parsed.events] == ["1", "2"]
     assert cancelled == []
     _first, rest = body.split(b"data: 1\n\n", 1)
     between, after = rest.split(b"data: 2", 1)
-    assert between.count(b": ping\n\n") >= 1
+    assert between.count(b": ping\n\n") >= 2
     assert b"ping" not in after  # nothing after the end
 
 
@@ -108,7 +109,7 @@ async def test_no_ping_while_events_flow() -> None:
 
 async def test_prime_reraises_an_exception_raised_before_the_first_event() -> None:
     async def source() -> AsyncIterator[int]:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # raised after a suspension, not on the first step
         raise Http404("gone")
         yield 1
 
@@ -118,7 +119,7 @@ async def test_prime_reraises_an_exception_raised_before_the_first_event() -> No
 
 async def test_prime_does_not_wait_for_a_slow_first_event() -> None:
     async def source() -> AsyncIterator[int]:
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # a first event that never comes
         yield 1
 
     response = EventSourceResponse(source())
@@ -300,7 +301,7 @@ async def test_async_client_reads_a_subscription_event_by_event() -> None:
     event_id = await publish("x.response-client", {"a": 1})
     assert await anext(stream) == f'data: {{"a":1}}\nid: {event_id}\n\n'.encode()
     await stream.aclose()  # type: ignore[attr-defined]
-    await wait_until(lambda: "x.response-client" not in get_hub().groups())
+    await until_async(lambda: "x.response-client" not in get_hub().groups())
 
 
 @pytest.mark.urls("tests.urls")

@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StartServer
+from tests.raw_client import RawStream
 from tests.server_calls import subscribers
 from tests.server_kinds import server_kinds
-from tests.servers import ServerProcess
-from tests.stream_client import RawStream
-from tests.test_live_servers import make_env
+from tests.servers import ServerProcess, make_env
 from tests.waiting import until
 
 pytestmark = pytest.mark.server

@@ -17,10 +17,9 @@ import time
 import pytest
 
 from tests.conftest import StartServer
+from tests.raw_client import RawStream, address
 from tests.server_calls import publish_numbered, subscribers
-from tests.servers import ServerProcess
-from tests.stream_client import RawStream, address
-from tests.test_live_servers import make_env, shell
+from tests.servers import ServerProcess, make_env, shell
 from tests.waiting import until
 
 pytestmark = pytest.mark.server

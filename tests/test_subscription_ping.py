@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
+import weakref
 
 from django_sse.live.delivery import Delivery
 from django_sse.live.subscription import Subscription
-from tests.waiting import until_async
 
 INTERVAL = 0.25
+_names = itertools.count()
 
 
-def live_subscription() -> Subscription:
-    subscription = Subscription("bench")
-    # Skip joining a hub: these tests drive push() themselves.
-    subscription._set_up = True
+async def live_subscription() -> Subscription:
+    # A group nobody publishes to: these tests drive push() themselves.
+    subscription = Subscription(f"test-ping.g{next(_names)}")
+    await subscription.setup()
     return subscription
 
 
 async def test_events_closer_than_the_interval_never_let_the_timer_fire() -> None:
-    subscription = live_subscription()
+    subscription = await live_subscription()
     loop = asyncio.get_running_loop()
 
     async def feed() -> None:
         # Eight events 0.05 s apart: 0.4 s in all, so the timer armed at the first wait comes
         # due and must move itself on instead of firing.
         for n in range(1, 9):
-            await asyncio.sleep(0.05)
-            subscription.push(Delivery(group="bench", id=f"1-{n}", wire=b"data: x\n\n"))
+            await asyncio.sleep(0.05)  # the pace under test (events closer than INTERVAL)
+            subscription.push(Delivery(group=subscription.group, id=f"1-{n}", wire=b"data: x\n\n"))
 
     feeder = asyncio.create_task(feed())
     taken = 0
@@ -49,8 +52,8 @@ async def test_events_closer_than_the_interval_never_let_the_timer_fire() -> Non
 
 
 async def test_an_idle_wait_ends_after_the_interval_and_close_disarms_the_timer() -> None:
-    subscription = live_subscription()
-    subscription.push(Delivery(group="bench", id="1-1", wire=b"data: x\n\n"))
+    subscription = await live_subscription()
+    subscription.push(Delivery(group=subscription.group, id="1-1", wire=b"data: x\n\n"))
     await subscription.wait(0.2)
     subscription.take()
     loop = asyncio.get_running_loop()
@@ -58,8 +61,12 @@ async def test_an_idle_wait_ends_after_the_interval_and_close_disarms_the_timer(
     await asyncio.wait_for(subscription.wait(0.2), 30)  # it ends by itself
     assert not subscription.has_data
     assert loop.time() - started >= 0.19  # and not before the interval
-    waiting = asyncio.create_task(subscription.wait(5))
-    await until_async(lambda: subscription._timer is not None)
+    waiting = subscription.waiter(5)  # arms the ping timer, five seconds out
+    assert waiting is not None and not waiting.done()
     await subscription.close()
-    assert subscription._timer is None  # nothing keeps a closed subscription alive
-    await asyncio.wait_for(waiting, 1)
+    assert waiting.done()  # close() wakes the waiting stream at once
+    # Nothing keeps a closed subscription alive: an armed timer would (the loop holds it).
+    closed = weakref.ref(subscription)
+    del subscription
+    gc.collect()
+    assert closed() is None

@@ -14,6 +14,7 @@ from django_sse import EventSourceResponse, ServerSentEvent, publish
 from django_sse.live.hub import get_hub
 from django_sse.testing import EventStreamParser, ReceivedEvent, read_events
 from tests.sse_parser import parse
+from tests.waiting import until_async
 
 # Streams made of the pieces the spec's rules are about: every line ending, BOMs, fields with
 # and without a space after the colon, unknown fields, NUL in ids, bad retries, comments.
@@ -120,6 +121,4 @@ async def test_closing_the_streaming_content_releases_the_subscription() -> None
     assert len(await read_events(response, 1)) == 1
     assert get_hub().groups() == {"x.testing-close": 1}
     await response.streaming_content.aclose()
-    async with asyncio.timeout(10):
-        while get_hub().groups():  # noqa: ASYNC110  (released on the loop, soon)
-            await asyncio.sleep(0.01)
+    await until_async(lambda: not get_hub().groups())  # released on the loop, soon

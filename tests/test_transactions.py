@@ -20,7 +20,7 @@ from django_sse.live import outbox
 from django_sse.models import OutboxEvent
 from tests.conftest import StartServer
 from tests.live_client import LiveStream
-from tests.test_live_servers import make_env, postgres_database, shell
+from tests.servers import make_env, shell
 from tests.transaction_scenarios import EXPECTED, run
 
 # (group, event type, item name, published inside an atomic block?)
@@ -120,14 +120,6 @@ run()
 assert not OutboxEvent.objects.exists()
 print(json.dumps(sent))
 """
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, server_database: str) -> str:
-    if request.param == "sqlite":
-        return server_database
-    url: str = request.getfixturevalue(postgres_database.__name__)  # migrated once
-    return url
 
 
 @pytest.mark.parametrize("outbox_on", ["1", "0"], ids=["outbox", "direct"])

@@ -22,6 +22,7 @@ from django_sse.live.hub import get_hub
 from django_sse.live.serving import UNHEARD_PUBLISH, ProcessRole
 from tests.conftest import StartServer
 from tests.servers import ROOT, server_env
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
 
@@ -116,8 +117,6 @@ async def test_a_process_whose_hub_has_subscribers_says_nothing(
         await asyncio.to_thread(role.warn_if_unheard)  # as publish_sync from a worker thread
         assert UNHEARD_PUBLISH not in caplog.text
     # The last subscriber left: once the hub let its channel go, nobody listens here.
-    async with asyncio.timeout(30):  # generous: the machine may be busy
-        while get_hub().channel is not None:  # noqa: ASYNC110 (a condition on the hub)
-            await asyncio.sleep(0.01)
+    await until_async(lambda: get_hub().channel is None)
     await asyncio.to_thread(role.warn_if_unheard)
     assert caplog.text.count(UNHEARD_PUBLISH) == 1
