@@ -14,6 +14,7 @@ from typing import Any
 from django.contrib.auth import alogout, authenticate, login, logout
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -106,6 +107,7 @@ class PerUserGroupView(SubscriptionView):
     login_required = True
 
     def get_group(self, request: HttpRequest, **kwargs: Any) -> str:
+        assert request.user.pk is not None  # login_required
         return f"x.acc.user{User.objects.get(pk=request.user.pk).pk}"
 
 
@@ -133,7 +135,7 @@ readme_urlpatterns = [
 ]
 
 
-async def post_stream(request: HttpRequest) -> HttpResponse:
+async def post_stream(request: HttpRequest) -> HttpResponseBase:
     """An event stream served over POST: CsrfViewMiddleware guards it like any other POST."""
     if request.method != "POST":
         return HttpResponseBadRequest("POST only.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,29 @@ from tests.redis_server import RedisServer
 from tests.servers import ServerProcess, manage, start_server
 
 REQUIRE_SERVICES = os.environ.get("DJANGO_SSE_REQUIRE_SERVICES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def processes_need_the_server_marker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail a test that starts a process without ``@pytest.mark.server``.
+
+    ``-m "not server"`` is the fast suite: a process started in it (a server, ``manage.py``,
+    ``redis-server``) makes it slow and dependent on the machine. Every process the suite starts
+    goes through ``subprocess.Popen`` (``run``, ``check_output`` and asyncio's subprocesses too).
+    """
+    if request.node.get_closest_marker("server") or request.node.get_closest_marker("browser"):
+        return
+
+    class Refused(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            pytest.fail(
+                f"{request.node.nodeid} starts a process ({args!r}) without @pytest.mark.server",
+                pytrace=False,
+            )
+
+    monkeypatch.setattr(subprocess, "Popen", Refused)
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -111,11 +111,12 @@ class RawStream:
 
     async def open(self, within: float = 20) -> int:
         """Send the request and read the response head; return the status code."""
-        self._reader, self._writer = await asyncio.wait_for(
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), within
         )
-        self._writer.write(request(self.path, self.headers))
-        buffer = await read_until(self._reader, b"\r\n\r\n", within)
+        self._reader, self._writer = reader, writer
+        writer.write(request(self.path, self.headers))
+        buffer = await read_until(reader, b"\r\n\r\n", within)
         self.head, _, self.raw = buffer.partition(b"\r\n\r\n")
         self.status = int(self.head.split(b" ", 2)[1])
         self._chunked = b"transfer-encoding: chunked" in self.head.lower()

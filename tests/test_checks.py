@@ -6,6 +6,7 @@ from unittest import mock
 
 import django
 import pytest
+from django.conf import settings
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
@@ -17,10 +18,12 @@ def ids(messages: list[CheckMessage]) -> list[str]:
     return [m.id or "" for m in messages]
 
 
+@pytest.mark.server
 def test_the_demo_project_passes() -> None:
     assert "System check identified no issues" in manage("check")
 
 
+@pytest.mark.server
 def test_ping_interval_over_proxy_idle_timeouts_warns_through_manage_py() -> None:
     with pytest.raises(RuntimeError, match=r"django_sse\.W001"):
         manage("check", "--fail-level", "WARNING", env={"DJANGO_SSE_PING_INTERVAL": "120"})
@@ -55,7 +58,7 @@ def test_gzip_middleware_needs_no_warning_on_any_django() -> None:
     # W003 warned that GZipMiddleware held events back on Django < 6.1. Event streams carry
     # Content-Encoding: identity now, which it leaves alone (tests/test_middleware_streams.py
     # streams through it on Django 5.2 and 6.1).
-    middleware = ["django.middleware.gzip.GZipMiddleware", *checks.settings.MIDDLEWARE]
+    middleware = ["django.middleware.gzip.GZipMiddleware", *settings.MIDDLEWARE]
     with override_settings(MIDDLEWARE=middleware):
         for version in [(5, 2, 0, "final", 0), (6, 1, 0, "final", 0)]:
             with mock.patch.object(django, "VERSION", version):
@@ -110,7 +113,7 @@ def test_static_files_served_otherwise_do_not_warn() -> None:
     }
     with override_settings(DEBUG=False, STATIC_ROOT=None, STORAGES=remote):
         assert checks.check_static_files() == []
-    whitenoise = [checks.WHITENOISE, *checks.settings.MIDDLEWARE]
+    whitenoise = [checks.WHITENOISE, *settings.MIDDLEWARE]
     with override_settings(
         DEBUG=False, STATIC_ROOT=None, MIDDLEWARE=whitenoise, WHITENOISE_USE_FINDERS=True
     ):

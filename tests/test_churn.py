@@ -90,7 +90,9 @@ def settled(url: str, tasks_before: int, within: float = 120) -> dict[str, objec
         return state if done else None
 
     try:
-        return until(clean, within, interval=0.2)
+        state = until(clean, within, interval=0.2)
+        assert state is not None  # until() returns a true value
+        return state
     except AssertionError:
         return stats(url)
 
@@ -135,7 +137,7 @@ HOLD = 2.0
 
 def released(url: str) -> bool:
     state = stats(url)
-    return state["hub"] == {  # type: ignore[no-any-return]
+    return state["hub"] == {
         "groups": {},
         "subscribers": 0,
         "channels": 0,

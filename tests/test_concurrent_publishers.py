@@ -121,14 +121,14 @@ class Client(Browser):
             event_id = ID.search(block)
             if event_id is not None:
                 self.last_id = event_id[1].decode()
-            data = DATA.search(block)
-            if data is None:
+            payload = DATA.search(block)
+            if payload is None:
                 continue
             found = EVENT.search(block)
             kind = found[1].decode() if found else "message"
             self.events.append((kind, self.last_id or ""))
             if kind != "reset":
-                self.data.append(data[1])
+                self.data.append(payload[1])
             self.budget -= 1
         if self.reconnect_every and self.budget <= 0:
             self.writer.transport.abort()  # the next read fails: reconnect with the last id
@@ -266,7 +266,7 @@ def test_resuming_from_the_oldest_id_while_publishers_trim_gets_resets_never_gap
             first = await http.get("/test/rel/publish", params={"group": "ord.trim"})
         oldest: str = first.json()["ids"][0]
         running = publishers(env, "ord.trim", total, processes=3, coroutines=2)
-        results = []
+        results: list[list[tuple[str, str]]] = []
         # Rounds of 10 resumes while the publishers trim the window, and at least 5 rounds in
         # all: on a fast machine the publishers may be done after the first.
         while any(p.poll() is None for p in running) or len(results) < 50:

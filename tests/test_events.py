@@ -48,7 +48,7 @@ def test_unknown_fields_are_rejected() -> None:
 def test_events_are_immutable() -> None:
     event = ServerSentEvent(data=1)
     with pytest.raises(ValidationError, match="frozen"):
-        event.id = "2"  # type: ignore[misc]
+        event.id = "2"
 
 
 def test_multiline_data_comment_and_unicode_separators_are_allowed() -> None:

@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from django_sse import publish, subscribe
 from django_sse.live import hub as hub_module
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import Delivery, EventKey
 from django_sse.live.hub import HEARTBEAT_TYPE, Hub, LayerFailure, get_hub
 from tests.waiting import until_async as until
 
@@ -63,6 +63,9 @@ class Recorder:
 
     def end(self, error: Exception | None = None) -> None:
         self.ended.append(error)
+
+    def reset(self, reason: str, position: EventKey) -> bool:
+        return True
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 
 from django_sse.live import hub as hub_module
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import Delivery, EventKey
 from django_sse.live.hub import Hub
 from tests.waiting import until_async as until
 
@@ -41,6 +41,9 @@ class Member:
 
     def end(self, error: Exception | None = None) -> None:
         pass
+
+    def reset(self, reason: str, position: EventKey) -> bool:
+        return True
 
 
 # Polled often: the join below has to land while a renewal pass is still running.

@@ -63,6 +63,7 @@ def test_live_payloads_equal_reloaded_ones_on_sqlite() -> None:
     check(run())
 
 
+@pytest.mark.server
 def test_live_payloads_equal_reloaded_ones_on_postgresql(request: pytest.FixtureRequest) -> None:
     database = request.getfixturevalue("postgres_database")  # migrated once
     code = "import json\nfrom tests.fieldtypes.scenarios import run\nprint(json.dumps(run()))\n"

@@ -175,6 +175,7 @@ def test_a_database_without_the_outbox_table_falls_back_to_on_commit(
 CONCURRENT = "import json\nfrom tests.outbox_concurrency import run\nprint(json.dumps(run()))\n"
 
 
+@pytest.mark.server
 @pytest.mark.django_db(transaction=False)
 def test_two_relays_at_once_publish_each_event_once_and_in_order(database: str) -> None:
     result = json.loads(shell(CONCURRENT, {"DATABASE_URL": database}))

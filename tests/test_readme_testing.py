@@ -21,7 +21,7 @@ def section_code(title: str) -> str:
     section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1, blocks
-    return blocks[0]
+    return str(blocks[0])
 
 
 async def scores(request: HttpRequest) -> EventSourceResponse:  # the view of "Live updates"

@@ -6,8 +6,11 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
 
 from django_sse.live.delivery import parse_id
 from django_sse.live.publish import make_record
@@ -134,22 +137,36 @@ def test_the_page_check() -> None:
 
 
 @pytest.fixture
-async def redis_log(redis_url: str) -> AsyncIterator[RedisLog]:
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test's own, to look at (and damage) what the log stored."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_log(redis_url: str, redis: Redis) -> AsyncIterator[RedisLog]:
     log = RedisLog(redis_url, window=5, ttl=60, prefix="test-replay-" + uuid.uuid4().hex[:8])
     yield log
-    keys = await log._client().keys(log.prefix + ":*")
+    keys = await redis.keys(log.prefix + ":*")
     if keys:
-        await log._client().delete(*keys)
-    await log._client().aclose()
+        await redis.delete(*keys)
 
 
-async def test_redis_ids_are_gap_free_and_are_the_stream_ids(redis_log: RedisLog) -> None:
+async def entry_ids(redis: Redis, log: RedisLog, group: str = "g") -> list[str]:
+    """The ids of the group's entries in its Redis Stream."""
+    entries = cast("list[tuple[bytes, object]]", await redis.xrange(log.key(group)))
+    return [entry_id.decode() for entry_id, _ in entries]
+
+
+async def test_redis_ids_are_gap_free_and_are_the_stream_ids(
+    redis_log: RedisLog, redis: Redis
+) -> None:
     deliveries = [await redis_log.append("g", record(n)) for n in range(4)]
     ids = [d.id for d in deliveries]
     epoch = key(ids[0])[0]
     assert ids == [f"{epoch}-{n}" for n in range(1, 5)]
-    entries = await redis_log._client().xrange(redis_log.key("g"))
-    assert [i.decode() for i, _ in entries] == ids
+    assert await entry_ids(redis, redis_log) == ids
     page = await redis_log.read("g", key(ids[0]))
     assert [d.id for d in page.deliveries] == ids[1:]  # exclusive start
     assert [d.wire for d in page.deliveries] == [d.wire for d in deliveries[1:]]
@@ -180,30 +197,29 @@ async def test_redis_reset_past_the_window_on_every_page(redis_log: RedisLog) ->
     assert (await redis_log.read("g", first_page.deliveries[-1].key)).reset == "expired"
 
 
-async def test_a_forgotten_group_starts_a_new_epoch(redis_log: RedisLog) -> None:
+async def test_a_forgotten_group_starts_a_new_epoch(redis_log: RedisLog, redis: Redis) -> None:
     old = (await redis_log.append("g", record(0))).id
     # What expiry does after REPLAY_TTL seconds without events.
-    await redis_log._client().delete(redis_log.key("g"), redis_log.position_key("g"))
+    await redis.delete(redis_log.key("g"), redis_log.position_key("g"))
     new = (await redis_log.append("g", record(1))).id
     assert key(new)[0] > key(old)[0] and key(new)[1] == 1
     assert (await redis_log.read("g", key(old))).reset == "expired"
     # Only the counter lost (eviction): the old entries are not read as the new epoch's.
-    await redis_log._client().delete(redis_log.position_key("g"))
+    await redis.delete(redis_log.position_key("g"))
     newer = (await redis_log.append("g", record(2))).id
-    assert [i.decode() for i, _ in await redis_log._client().xrange(redis_log.key("g"))] == [newer]
+    assert await entry_ids(redis, redis_log) == [newer]
 
 
-async def test_both_keys_expire_after_the_ttl(redis_log: RedisLog) -> None:
+async def test_both_keys_expire_after_the_ttl(redis_log: RedisLog, redis: Redis) -> None:
     await redis_log.append("g", record(0))
-    client = redis_log._client()
     for name in (redis_log.key("g"), redis_log.position_key("g")):
-        assert 0 < await client.ttl(name) <= 60
+        assert 0 < await redis.ttl(name) <= 60
 
 
-async def test_redis_stores_each_payload_once(redis_log: RedisLog) -> None:
+async def test_redis_stores_each_payload_once(redis_log: RedisLog, redis: Redis) -> None:
     big = "x" * 1_000_000
     delivery = await redis_log.append("g", make_record({"blob": big}))
-    size = await redis_log._client().memory_usage(redis_log.key("g"))
+    size = await redis.memory_usage(redis_log.key("g"))
     assert size is not None and size < 1.2 * 1_000_000, size  # before: 2.0 MB
     [replayed] = (await redis_log.read("g", (delivery.key[0], 0))).deliveries
     assert replayed.wire == delivery.wire and replayed.data == {"blob": big}
@@ -260,13 +276,9 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
             assert isinstance(log, RedisLog)
             assert len(log._connections) == 1  # the publishing loop's
             assert len(os.listdir("/proc/self/fd")) <= before + 2
-            asyncio.run(_delete(log, "g"))
+            SyncRedis.from_url(redis_url).delete(log.key("g"), log.position_key("g"))
         finally:
             reset_logs()
-
-
-async def _delete(log: RedisLog, group: str) -> None:
-    await log._client().delete(log.key(group), log.position_key(group))
 
 
 def test_ids_beyond_64_bits_are_not_ids() -> None:

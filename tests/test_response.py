@@ -15,6 +15,7 @@ from django.test import AsyncClient, Client, override_settings
 from django_sse import EventSourceResponse, ServerSentEvent, publish, subscribe
 from django_sse.live.hub import get_hub
 from django_sse.stream import OPENING
+from tests.client_responses import async_content, sync_content
 from tests.sse_parser import parse
 from tests.waiting import until_async
 
@@ -289,14 +290,14 @@ async def test_async_client_reads_a_stream() -> None:
     response = await AsyncClient().get("/test/gaps?count=3&gap=0.01")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
-    body = b"".join([chunk async for chunk in response.streaming_content])
+    body = b"".join([chunk async for chunk in async_content(response)])
     assert [e.data for e in parse(body).events] == ['{"n":0}', '{"n":1}', '{"n":2}']
 
 
 @pytest.mark.urls("tests.urls")
 async def test_async_client_reads_a_subscription_event_by_event() -> None:
     response = await AsyncClient().get("/test/live/open/response-client")
-    stream = response.streaming_content
+    stream = async_content(response)
     assert await anext(stream) == OPENING  # subscribed: the middleware primed it
     event_id = await publish("x.response-client", {"a": 1})
     assert await anext(stream) == f'data: {{"a":1}}\nid: {event_id}\n\n'.encode()
@@ -320,7 +321,7 @@ def test_without_the_middleware_reading_with_the_sync_client_fails_naming_the_as
     with override_settings(MIDDLEWARE=middleware):
         response = Client().get("/test/gaps?count=1")
         with pytest.raises(TypeError, match="AsyncClient"):
-            list(response.streaming_content)
+            list(sync_content(response))
         with pytest.raises(TypeError, match="AsyncClient"):
             response.getvalue()
 
@@ -329,7 +330,7 @@ def test_without_the_middleware_reading_with_the_sync_client_fails_naming_the_as
 @pytest.mark.django_db
 def test_the_sync_client_reads_a_sync_source() -> None:
     response = Client().get("/test/sync?count=3")
-    body = b"".join(response.streaming_content)
+    body = b"".join(sync_content(response))
     assert [e.data for e in parse(body).events] == ["0", "1", "2"]
 
 
@@ -341,7 +342,7 @@ async def test_gzip_middleware_leaves_the_stream_uncompressed_and_async() -> Non
             "/test/gaps?count=2&gap=0.01", headers={"Accept-Encoding": "gzip"}
         )
         assert response["Content-Encoding"] == "identity"
-        body = b"".join([chunk async for chunk in response.streaming_content])
+        body = b"".join([chunk async for chunk in async_content(response)])
     assert [e.data for e in parse(body).events] == ['{"n":0}', '{"n":1}']
 
 

@@ -190,6 +190,7 @@ def test_nonce_of_djangos_own_csp_middleware(settings: Any, processor: bool) -> 
         return HttpResponse(engines["django"].from_string(source).render({}, request))
 
     response = ContentSecurityPolicyMiddleware(view)(RequestFactory().get("/"))
+    assert isinstance(response, HttpResponse)
     nonce = client_script(response.content.decode())["nonce"]
     assert nonce
     assert f"'nonce-{nonce}'" in response.headers["Content-Security-Policy"]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from django_sse import EventSourceResponse, ServerSentEvent, publish
 from django_sse.live.hub import get_hub
 from django_sse.testing import EventStreamParser, ReceivedEvent, read_events
+from tests.client_responses import async_content
 from tests.sse_parser import parse
 from tests.waiting import until_async
 
@@ -120,5 +121,5 @@ async def test_closing_the_streaming_content_releases_the_subscription() -> None
     await publish("x.testing-close", 1)
     assert len(await read_events(response, 1)) == 1
     assert get_hub().groups() == {"x.testing-close": 1}
-    await response.streaming_content.aclose()
+    await async_content(response).aclose()  # type: ignore[attr-defined]
     await until_async(lambda: not get_hub().groups())  # released on the loop, soon

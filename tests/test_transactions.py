@@ -122,12 +122,14 @@ print(json.dumps(sent))
 """
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("outbox_on", ["1", "0"], ids=["outbox", "direct"])
 def test_scenarios_in_a_shell(database: str, outbox_on: str) -> None:
     output = shell(RECORDED, {"DATABASE_URL": database, "DJANGO_SSE_OUTBOX": outbox_on})
-    check([tuple(row) for row in json.loads(output)])  # type: ignore[misc]
+    check([tuple(row) for row in json.loads(output)])
 
 
+@pytest.mark.server
 def test_scenarios_reach_a_client_of_a_real_server_exactly_as_committed(
     start: StartServer, redis_url: str, database: str
 ) -> None:

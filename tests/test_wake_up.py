@@ -8,6 +8,7 @@ benchmarks rely on, without timing anything.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,7 +33,7 @@ async def test_the_waker_resolves_a_batch_per_loop_turn_in_order() -> None:
     futures = [loop.create_future() for _ in range(WAKE_BATCH * 2 + 10)]
     resolved: list[int] = []
     for index, future in enumerate(futures):
-        future.add_done_callback(lambda _, index=index: resolved.append(index))
+        future.add_done_callback(functools.partial(lambda index, _: resolved.append(index), index))
         waker.wake(future)
     assert not any(f.done() for f in futures)  # nothing happens inside the dispatch itself
     turns = 0

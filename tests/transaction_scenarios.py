@@ -68,7 +68,7 @@ def run() -> None:
     # Several changes to one row in one transaction: each is published, in order, once.
     with transaction.atomic():
         item = create("keep-changes")
-        item.price = "2.00"  # type: ignore[assignment]
+        item.price = "2.00"
         item.save()
         item.delete()
 

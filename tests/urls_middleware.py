@@ -1,8 +1,8 @@
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from tests.settings_middleware import SELECTED
 
-urlpatterns = [path("", include("tests.urls"))]
+urlpatterns: list[URLPattern | URLResolver] = [path("", include("tests.urls"))]
 if "debug_toolbar" in SELECTED:
     from debug_toolbar.toolbar import debug_toolbar_urls
 

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 
@@ -34,6 +34,18 @@ def until(condition: Callable[[], T], within: float = DEADLINE, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {within} s (last: {value!r})")
         time.sleep(interval)
+
+
+@overload
+async def until_async(
+    condition: Callable[[], Awaitable[T]], within: float = ..., interval: float = ...
+) -> T: ...
+
+
+@overload
+async def until_async(
+    condition: Callable[[], T], within: float = ..., interval: float = ...
+) -> T: ...
 
 
 async def until_async(
