@@ -17,6 +17,18 @@ from tests.servers import ServerProcess, manage, start_server
 REQUIRE_SERVICES = os.environ.get("DJANGO_SSE_REQUIRE_SERVICES") == "1"
 
 
+# In-process tests take seconds even on a loaded machine; one that waits on a future nobody
+# resolves should fail in minutes, not at the suite-wide ``timeout`` (pyproject) meant for the
+# server tests. A test's own ``@pytest.mark.timeout`` wins.
+IN_PROCESS_TIMEOUT = 120
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in ("server", "browser", "timeout")):
+            item.add_marker(pytest.mark.timeout(IN_PROCESS_TIMEOUT))
+
+
 @pytest.fixture(autouse=True)
 def processes_need_the_server_marker(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch

@@ -285,7 +285,7 @@ class Project:
     def write_snippet(self, path: str, name: str, glue: str = "") -> None:
         """Write README block ``name`` to ``path``, after ``glue``: imports it takes as given."""
         block = readme_block(name)
-        head = f"# Glue of tests/real_project.py: names the README takes for granted.\n{glue}\n"
+        head = f"# Glue of tests/real_project.py: what the README assumes.\n{glue}\n"
         self.write(path, (head if glue else "") + f"# {block.origin()}, as written:\n{block.code}")
         self.snippets[path] = block
 

@@ -66,7 +66,14 @@ def test_live_payloads_equal_reloaded_ones_on_sqlite() -> None:
 @pytest.mark.server
 def test_live_payloads_equal_reloaded_ones_on_postgresql(request: pytest.FixtureRequest) -> None:
     database = request.getfixturevalue("postgres_database")  # migrated once
-    code = "import json\nfrom tests.fieldtypes.scenarios import run\nprint(json.dumps(run()))\n"
+    code = "\n".join(
+        [
+            "import json",
+            "from tests.fieldtypes.scenarios import run",
+            "print(json.dumps(run()))",
+            "",
+        ]
+    )
     check(json.loads(shell(code, {"DATABASE_URL": database})))
 
 

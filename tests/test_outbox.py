@@ -172,7 +172,9 @@ def test_a_database_without_the_outbox_table_falls_back_to_on_commit(
             editor.create_model(OutboxEvent)
 
 
-CONCURRENT = "import json\nfrom tests.outbox_concurrency import run\nprint(json.dumps(run()))\n"
+CONCURRENT = "\n".join(
+    ["import json", "from tests.outbox_concurrency import run", "print(json.dumps(run()))", ""]
+)
 
 
 @pytest.mark.server
