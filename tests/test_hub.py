@@ -107,7 +107,7 @@ async def test_no_gap_and_no_duplicate_while_publishing_during_the_join(group: s
             if stop.is_set():
                 return
             await publish(group, n)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a loop turn between events: subscribers join in between
 
     task = asyncio.create_task(publisher())
     subscriptions = []
@@ -288,7 +288,7 @@ async def test_leaving_and_rejoining_at_once_keeps_the_group_live(group: str) ->
 async def test_a_client_gone_while_priming_a_subscription_leaves_the_group(group: str) -> None:
     response = EventSourceResponse(subscribe(group))
     priming = asyncio.create_task(response.prime())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn: the priming task starts, the scenario is its cancellation
     priming.cancel()
     with pytest.raises(asyncio.CancelledError):
         await priming

@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.raw_client import Browser, all_received, frozen_socket, stats
 from tests.test_frozen_client import PAD, drain
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
 
@@ -53,13 +54,17 @@ async def scenario(url: str, group: str) -> dict[str, object]:
         for _ in range(FROZEN):
             sock = frozen_socket(url, path)
             frozen.append((sock, sock.recv(4096)))  # the head and ": open", then nothing
-        await asyncio.sleep(0.5)
+        # ": open" came after the join: every stream is a subscriber before the measurement.
+        subscribers = READERS + FROZEN
+        await until_async(lambda: stats(url)["hub"]["subscribers"] >= subscribers)  # type: ignore[index]
         before = stats(url, collect=True)
         started = time.monotonic()
         await publish(client, group, 0, EVENTS)
         published = time.monotonic() - started
         await all_received(readers, EVENTS, limit=120)
-        await asyncio.sleep(1)
+        if group == "budget":
+            # Measured once the budget has ended the frozen streams (the control keeps them).
+            await until_async(lambda: stats(url)["budget"]["ended"] >= FROZEN, within=60)  # type: ignore[index]
         after = stats(url, collect=True)
     # The readers got everything once, in order, across the reconnects the budget caused.
     for reader in readers:

@@ -74,7 +74,7 @@ async def test_memory_entries_expire_after_the_ttl() -> None:
     log = MemoryLog(window=10, ttl=0.05)
     first = (await log.append("g", record(0))).id
     await log.append("g", record(1))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the scenario: twice the TTL passes (at least; never less)
     assert (await log.read("g", key(first))).reset == "expired"
 
 
@@ -99,7 +99,7 @@ async def test_newest_id_resumes_exactly_after_it_in_memory() -> None:
 async def test_memory_log_frees_a_group_with_its_last_event_and_restarts_with_a_new_epoch() -> None:
     log = MemoryLog(window=10, ttl=0.05)
     old = [(await log.append(f"items.item.{pk}", record(pk))).id for pk in range(100)]
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # the scenario: twice the TTL passes (at least; never less)
     await log.append("items.item.new", record(0))  # any append frees what expired
     assert list(log._groups) == ["items.item.new"]
     # A freed group's ids are never repeated: the next event starts a later epoch.
