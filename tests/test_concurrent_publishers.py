@@ -29,6 +29,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.raw_client import ID, Browser, address, request
 from tests.servers import ROOT, server_env
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.server
 
@@ -373,9 +374,7 @@ def test_a_hundred_concurrent_resumes_from_redis_all_complete(
     async def scenario() -> list[Client]:
         clients = [Client([server.url], path, last_event_id=ids[0]) for _ in range(100)]
         await asyncio.gather(*(client.open() for client in clients))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and any(len(c.events) < 999 for c in clients):  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+        await until_async(lambda: all(len(c.events) >= 999 for c in clients), within=60)
         for client in clients:
             await client.close()
         return clients
@@ -413,9 +412,7 @@ def test_a_filter_that_raises_skips_the_event_and_the_stream_goes_on(
         await live.open()
         await asyncio.to_thread(publish, n=3)
         await asyncio.to_thread(publish, keep=True, n=4)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (len(resumed.events) < 2 or not live.events):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await until_async(lambda: len(resumed.events) >= 2 and bool(live.events), within=20)
         await resumed.close()
         await live.close()
         return resumed, live
