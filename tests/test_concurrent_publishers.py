@@ -345,7 +345,7 @@ def test_frozen_clients_resuming_from_an_old_id_cost_bounded_memory(
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         peak = max(peak, rss_kib(pid))
-        time.sleep(0.05)
+        time.sleep(0.05)  # RSS sampled over ten seconds: the measurement window
     growth_mib = (peak - before) / 1024
     print(f"\n{backend}: RSS {before // 1024} -> {peak // 1024} MiB with 10 frozen resumes")
     assert "Traceback" not in server.log()

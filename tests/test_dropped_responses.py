@@ -98,8 +98,8 @@ async def request_then_leave(app: ASGIHandler, path: str, turns: int, delay: flo
         if received == 1:
             return {"type": "http.request", "body": b"", "more_body": False}
         for _ in range(turns):
-            await asyncio.sleep(0)
-        await asyncio.sleep(delay)
+            await asyncio.sleep(0)  # the client leaves after this many loop turns...
+        await asyncio.sleep(delay)  # ... and seconds: the moment under test
         return {"type": "http.disconnect"}
 
     async def send(message: Mapping[str, Any]) -> None:
@@ -207,6 +207,7 @@ async def churn(url: str, path: str, cycles: int) -> None:
         _reader, writer = await asyncio.open_connection(host, port)
         writer.write(payload)
         await writer.drain()
+        # When the client leaves: around the time a response starts, the moment under test.
         await asyncio.sleep(random.uniform(0.1, 1.2) * statistics.median(recent))
         if cycle % 2:
             writer.get_extra_info("socket").setsockopt(

@@ -36,7 +36,7 @@ async def publish(client: httpx.AsyncClient, group: str, start: int, count: int)
             "/test/rel/publish", params={"group": f"x.{group}", "n": 10, "seq": seq, "pad": PAD}
         )
         assert response.status_code == 200, response.text
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the publishing pace, not a wait
 
 
 async def scenario(url: str, group: str) -> dict[str, object]:

@@ -158,7 +158,7 @@ async def test_closing_the_stream_runs_the_generators_finally_at_once() -> None:
     async def source() -> AsyncIterator[int]:
         try:
             yield 1
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # an event that never comes
         finally:
             closed.set()
 
@@ -246,7 +246,7 @@ async def test_a_client_gone_while_priming_stops_the_source() -> None:
     async def source() -> AsyncIterator[int]:
         try:
             started.set()
-            await asyncio.sleep(3600)
+            await asyncio.sleep(3600)  # an event that never comes
             yield 1
         finally:
             closed.set()
@@ -376,7 +376,7 @@ def test_ping_interval_defaults_to_the_setting_and_is_validated_there_too() -> N
 async def test_ping_interval_assigned_after_construction_is_used() -> None:
     async def source() -> AsyncIterator[int]:
         yield 1
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # an event that never comes
         yield 2
 
     response = EventSourceResponse(source(), ping_interval=3600)

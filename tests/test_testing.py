@@ -90,7 +90,7 @@ async def test_read_events_reads_a_response_directly() -> None:
 async def test_read_events_times_out_saying_what_arrived() -> None:
     async def source() -> AsyncIterator[int]:
         yield 1
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # an event that never comes
         yield 2
 
     with pytest.raises(TimeoutError, match=r"1 of 2 events within 0.2 s"):
