@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.http import HttpRequest
@@ -14,6 +15,15 @@ from django_sse.live.views import SubscriptionView
 
 def never(request: HttpRequest, group: str, **kwargs: Any) -> bool:
     return False
+
+
+# How often each test's counted feed was authorized: check() runs once per group and request.
+authorizations: Counter[str] = Counter()
+
+
+def counted(request: HttpRequest, group: str, **kwargs: Any) -> bool:
+    authorizations[group] += 1
+    return True
 
 
 def only_kept(request: HttpRequest, user: Any) -> EventFilter:
@@ -35,6 +45,10 @@ urlpatterns = [
     path(
         "test/feeds/kept/<str:name>/<str:part>",
         SubscriptionView.as_view(group="fd.{name}.{part}", event_filter=only_kept),
+    ),
+    path(
+        "test/feeds/counted/<str:name>/<str:part>",
+        SubscriptionView.as_view(group="fd.{name}.{part}", check=counted),
     ),
     path(
         "test/feeds/denied/<str:name>", SubscriptionView.as_view(group="fd.{name}.x", check=never)

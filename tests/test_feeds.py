@@ -17,6 +17,7 @@ from django_sse.live.cursor import decode, group_hash
 from django_sse.live.hub import get_hub
 from django_sse.live.multi import MultiSubscription
 from django_sse.testing import read_events
+from tests.feed_views import authorizations
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]
 
@@ -124,3 +125,28 @@ async def test_a_feeds_own_last_event_id_positions_its_group(name: str) -> None:
     assert [e.json() for e in await read_events(again, 1)] == ["a1"]
     for stream in (response, again):
         await stream.streaming_content.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_lone_feed_resumes_from_a_combined_id_authorized_once(name: str) -> None:
+    # A tab that inherits the shared connection with only its own feed left (test_tabs.py)
+    # resumes that feed alone from the combined id it last relayed.
+    lone = f"/test/feeds/counted/{name}/c"
+    shared = await AsyncClient().get(combined(f"/test/feeds/one/{name}/a", lone))
+    await publish(f"fd.{name}.a", "a1")
+    await publish(f"fd.{name}.c", "c1")
+    last = (await read_events(shared, 2))[-1].id
+    await shared.streaming_content.aclose()  # type: ignore[attr-defined]
+    await publish(f"fd.{name}.a", "a2")
+    await publish(f"fd.{name}.c", "c2")  # missed: replayed, with nothing of a
+
+    authorizations.clear()
+    for resume in (
+        {"path": f"{lone}?lastEventId={quote(last)}"},
+        {"headers": {"Last-Event-ID": last}, "path": lone},
+    ):
+        response = await AsyncClient().get(**resume)
+        assert response.status_code == 200
+        (event,) = await read_events(response, 1)
+        assert (event.event, event.json(), event.id.split(":")[0]) == ("message", "c2", "0")
+        await response.streaming_content.aclose()  # type: ignore[attr-defined]
+    assert authorizations == {f"fd.{name}.c": 2}  # once per request

@@ -17,10 +17,10 @@ from urllib.parse import unquote, urlsplit
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 from django.urls import Resolver404, resolve
 
-from ..last_event_id import header_last_event_id, query_last_event_id
+from ..last_event_id import get_last_event_id, header_last_event_id, query_last_event_id
 from ..response import EventSourceResponse
 from .access import StreamAccess, call, reauthorize_interval
-from .cursor import MAX_GROUPS
+from .cursor import MAX_GROUPS, read
 from .multi import Feed, GuardedMultiSubscription, MultiSubscription
 
 if TYPE_CHECKING:
@@ -33,6 +33,18 @@ MAX_FEEDS = 16
 
 def _bad(text: str) -> HttpResponseBadRequest:
     return HttpResponseBadRequest(text, content_type="text/plain")
+
+
+def resumes_a_combined_stream(request: HttpRequest) -> bool:
+    """Whether the request resumes from a combined stream's id (``<feeds>:<cursor>``).
+
+    A tab left alone with one feed of a shared connection resumes from the combined id it last
+    relayed; only a multi-group stream reads the cursor, so that one feed is then served as one
+    (each event id ``0:<cursor>``), rather than the client naming its feed a second time to get
+    one (which resolved and authorized it twice).
+    """
+    last_event_id = get_last_event_id(request)
+    return last_event_id is not None and ":" in last_event_id and read(last_event_id) is not None
 
 
 def resolve_feed(

@@ -23,7 +23,7 @@ from django.views import View
 from ..last_event_id import get_last_event_id
 from ..response import EventSourceResponse
 from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
-from .feeds import FEED_PARAMETER, combined_stream
+from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
 from .groups import format_group, validate_group
 from .subscription import EventFilter, Subscription
 
@@ -131,11 +131,13 @@ class SubscriptionView(View):
         )
 
     def _streams_several(self, request: HttpRequest) -> bool:
-        # Several groups (even one, by list) or combined feeds: ids become "<feeds>:<cursor>".
+        # Several groups (even one, by list), combined feeds, or one feed resuming from a combined
+        # stream: ids become "<feeds>:<cursor>".
         return bool(
             self.groups
             or FEED_PARAMETER in request.GET
             or type(self).get_groups is not SubscriptionView.get_groups
+            or resumes_a_combined_stream(request)
         )
 
     async def open_feed(

@@ -371,8 +371,8 @@
    * A combined id (`<f>:<cursor>`) in feed 0's query positions every group it names, so a
    * feed the previous connection had goes first and carries it; the other feeds start from
    * the id they were rendered at. A plain single-feed id goes to its own feed only. A single
-   * feed given a combined id is listed twice: only a combined stream reads a cursor (its
-   * events then name feeds "0,1", both this feed).
+   * feed given a combined id is served as a combined stream of one feed (the server reads the
+   * cursor of any combined id; its events name feed "0").
    * @param {{key: string, renderedId: string}[]} specs
    * @param {{id: string, keys: string[]}} prev
    * @returns {{url: string, keys: string[]}} the URL and the feed key of each index
@@ -389,10 +389,6 @@
     if (target !== -1 && prev.id.indexOf(":") !== -1) {
       slots.unshift(slots.splice(target, 1)[0]);
       own.unshift(own.splice(target, 1)[0]);
-      if (slots.length === 1) {
-        slots.push(slots[0]);
-        own.push(own[0]);
-      }
       own[0] = prev.id;
     } else if (target !== -1) {
       own[target] = prev.id;
