@@ -44,6 +44,9 @@
   // A page may change its feeds in several steps (an htmx swap removes one tag, adds another):
   // the shared connection is rebuilt once they have settled, not once per step.
   var SETTLE_MS = 30;
+  // Relayed events every tab keeps, so that the leader can replay to a tab that was away (a
+  // freeze, the back/forward cache) what it missed meanwhile; past them that tab gets a reset.
+  var HISTORY_EVENTS = 1000;
   var feeds = [];
 
   /* ---------------------------------------------------------------- small helpers */
@@ -733,7 +736,10 @@
    * Web Lock (the leader) connects for the union and relays each event ("event": feed keys,
    * name, data, id), and the others apply the events of their own feeds and keep the last id
    * relayed. A leader that closes, is frozen or enters the back/forward cache lets the lock
-   * go; the next tab in the lock's queue connects at once, resuming from that id.
+   * go; the next tab in the lock's queue connects at once, resuming from that id. Every tab
+   * keeps the last HISTORY_EVENTS events relayed ("history"), so that a tab back from a freeze
+   * or the cache, asking with its last id ("hello" with "since"), gets what it missed from the
+   * leader ("replay"), in order, before anything newer.
    * @constructor
    */
   function TabShare() {
@@ -742,9 +748,12 @@
     this.others = {}; // tab id -> that tab's specs
     this.leading = false;
     this.channel = null;
-    // Back from a freeze or the cache while another tab leads: the id this tab had, to tell
-    // from the leader's next message whether it missed events meanwhile (null: no check).
-    this.checkFrom = null;
+    this.history = []; // the last relayed events, as relayed: {feeds, all, event, data, id, after}
+    // Back from a freeze or the cache: the id this tab had when it left, until the leader has
+    // replayed what came after it (null: nothing to catch up on).
+    this.since = null;
+    // Relays heard while waiting for that replay: the replay holds them too.
+    this.held = [];
     this.join();
   }
   TabShare.prototype = Object.create(PageShare.prototype);
@@ -769,7 +778,7 @@
         return new Promise(function (release) {
           self.releaseLock = release;
           self.leading = true;
-          self.checkFrom = null; // it resumes from its own id: nothing is missed
+          self.catchUpAlone();
           // Relays the old leader sent just before it went may still be queued for this
           // tab: let them set the last id first, or they would be replayed a second time.
           window.clearTimeout(self.timer);
@@ -803,9 +812,14 @@
     }
   };
 
+  /** Announce this tab's feeds, and where it needs a replay from (if it came back). */
+  TabShare.prototype.hello = function () {
+    this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf), since: this.since });
+  };
+
   /** The feeds of this tab changed: tell the others (the leader reconnects if need be). */
   TabShare.prototype.changed = function () {
-    this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf) });
+    this.hello();
     if (this.leading && this.timer === null) {
       this.timer = window.setTimeout(this.refresh.bind(this), SETTLE_MS);
     } else if (!this.leading && this.currentState) {
@@ -838,47 +852,111 @@
         delete this.others[message.tab];
       }
       if (this.leading) {
+        if (type === "hello" && typeof message.since === "string") {
+          // Before anything newer is relayed: that tab takes the replay, then the relays.
+          this.post({ type: "replay", tab: message.tab, since: message.since,
+                     events: this.missedSince(message.since) });
+        }
         PageShare.prototype.changed.call(this);
         var state = this.currentState || "connecting";
         this.post({ type: "state", state: state, detail: {}, lastId: this.prev.id });
       }
     } else if (type === "who") {
-      this.post({ type: "hello", tab: this.tab, feeds: this.feeds.map(specOf) });
+      this.hello();
     } else if (type === "event") {
-      this.checkGap(message.after);
-      var args = [message.feeds, message.event, message.data, message.id, message.all];
-      PageShare.prototype.deliver.apply(this, args);
+      if (this.since !== null) {
+        this.held.push(message); // the leader's replay, which comes after it, holds it too
+      } else {
+        this.applyRelay(message);
+      }
+    } else if (type === "replay") {
+      if (message.tab === this.tab && message.since === this.since) {
+        this.caughtUp(message.events);
+      }
     } else if (type === "state") {
-      this.checkGap(message.lastId);
+      if (this.since !== null) {
+        this.hello(); // maybe a new leader, which did not answer the first hello
+      }
       PageShare.prototype.state.call(this, message.state, message.detail);
     }
   };
 
   /**
-   * The first message of the leader after this tab came back: if the leader's last id is not
-   * this tab's, events went by while it was away, which no connection will replay to this
-   * tab alone. Its feeds get a reset, as past a replay window (declarative pages reload).
-   * @param {string} leaderId the id the leader had before its message
+   * Apply a relayed event (or a replayed one) and keep it in the history.
+   * @param {{feeds: string[], all: string[], event: string, data: string, id: string}} message
    */
-  TabShare.prototype.checkGap = function (leaderId) {
-    if (this.checkFrom === null || leaderId === undefined) {
+  TabShare.prototype.applyRelay = function (message) {
+    this.history.push(message);
+    if (this.history.length > HISTORY_EVENTS) {
+      this.history.shift();
+    }
+    var args = [message.feeds, message.event, message.data, message.id, message.all];
+    PageShare.prototype.deliver.apply(this, args);
+  };
+
+  /**
+   * The relayed events after the one with id `since`, or null when the history does not
+   * reach back to it (the asking tab was away too long, or had no id yet).
+   * @param {string} since
+   * @returns {?Object[]}
+   */
+  TabShare.prototype.missedSince = function (since) {
+    if (since === this.prev.id) {
+      return [];
+    }
+    for (var i = this.history.length - 1; since && i >= 0; i--) {
+      if (this.history[i].id === since) {
+        return this.history.slice(i + 1);
+      }
+    }
+    return null;
+  };
+
+  /** Tell this tab's feeds they missed events no one can replay: a reset (reason "missed"). */
+  TabShare.prototype.missed = function () {
+    this.history = []; // it has a gap now: no replay may reach back across it
+    this.feeds.forEach(function (feed) {
+      feed.apply("reset", '{"reason": "missed"}', "");
+    });
+  };
+
+  /**
+   * The leader's replay arrived: apply it (the relays held meanwhile are in it).
+   * @param {?Object[]} events what this tab missed, or null: more than the history holds
+   */
+  TabShare.prototype.caughtUp = function (events) {
+    this.since = null;
+    this.held = [];
+    if (events === null) {
+      this.missed(); // declarative pages reload, as past the server's replay window
       return;
     }
-    var missed = leaderId !== this.checkFrom;
-    this.checkFrom = null;
-    if (missed) {
-      this.feeds.forEach(function (feed) {
-        feed.apply("reset", '{"reason": "missed"}', "");
-      });
+    events.forEach(this.applyRelay, this);
+  };
+
+  /**
+   * This tab leads before any leader replayed to it: it resumes the connection from its own
+   * id (the server replays), unless it heard relays since it came back. Then the other tabs
+   * have those: it resumes after them, as they would, and what it missed before them is a
+   * reset, unless the first of them comes right after its own id.
+   */
+  TabShare.prototype.catchUpAlone = function () {
+    var held = this.held;
+    if (this.since !== null && held.length) {
+      if (held[0].after !== this.since) {
+        this.missed();
+      }
+      held.forEach(this.applyRelay, this);
     }
+    this.since = null;
+    this.held = [];
   };
 
   /** As PageShare's, and relayed to the other tabs. */
   TabShare.prototype.deliver = function (routed, name, raw, id, all) {
-    var after = this.prev.id;
-    PageShare.prototype.deliver.call(this, routed, name, raw, id, all);
     var message = { type: "event", feeds: routed, all: all, event: name, data: raw, id: id };
-    message.after = after;
+    message.after = this.prev.id;
+    this.applyRelay(message);
     this.post(message);
   };
 
@@ -900,7 +978,7 @@
   /** pageshow from the cache, resume after a freeze: join again, resuming by id. */
   TabShare.prototype.resume = function () {
     if (!this.channel) {
-      this.checkFrom = this.prev.id;
+      this.since = this.prev.id;
       this.join();
     }
   };
