@@ -582,3 +582,41 @@ def test_plain_http_on_a_lan_name_has_no_web_locks_and_each_tab_streams_alone(
     # Django's SecurityMiddleware sends Cross-Origin-Opener-Policy, which Chromium ignores
     # (and says so) on an origin that is not potentially trustworthy.
     assert [e for e in console.errors() if "Cross-Origin-Opener-Policy" not in e] == []
+
+
+def test_scan_starts_inserted_tags_at_once_and_is_all_the_global_offers(
+    server: ServerProcess, context: Any, console: Console, name: str
+) -> None:
+    page = new_tab(context, console, feeds_page(server, name, parts="a"))
+    wait_live(page, "a")
+    assert page.evaluate("[Object.keys(DjangoSSE), Object.isFrozen(DjangoSSE)]") == [
+        ["scan", "state"],
+        True,
+    ]
+    markup = page.evaluate(
+        """async (url) => {
+          const html = await (await fetch(url)).text();
+          return new DOMParser().parseFromString(html, "text/html").getElementById("b").outerHTML;
+        }""",
+        feeds_page(server, name, parts="b"),
+    )
+    # In the task that inserts the markup: not started yet (the observer runs after it), and
+    # started by scan() right away.
+    started = page.evaluate(
+        """(html) => {
+          const holder = document.createElement("div");
+          holder.innerHTML = html;
+          document.body.append(holder);
+          const before = document.querySelector("#b[data-sse-root]") !== null;
+          DjangoSSE.scan(holder);
+          return [before, document.querySelector("#b[data-sse-root]") !== null];
+        }""",
+        markup,
+    )
+    assert started == [False, True]
+    wait_live(page, "ab")
+    publish(server, name, "b", 0)
+    publish_sentinels(server, name, "ab")
+    assert settled(page, "ab") == [[], [0]]
+    until(lambda: streams(server)["open"] == 1)
+    assert console.errors() == []

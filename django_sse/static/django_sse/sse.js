@@ -103,12 +103,18 @@
     }
   }
 
-  /** @returns {boolean} whether value is a plain JSON object */
+  /**
+   * @param {*} value
+   * @returns {boolean} whether value is a plain JSON object
+   */
   function isRecord(value) {
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
-  /** @returns {string} a JSON value as text for the page */
+  /**
+   * @param {*} value a JSON value
+   * @returns {string} the value as text for the page ("" for null)
+   */
   function display(value) {
     if (value === null || value === undefined) {
       return "";
@@ -193,6 +199,8 @@
 
   /**
    * Dispatch a bubbling, cancelable DOM event on the root.
+   * @param {string} name the DOM event's name (sse:open, sse:<event name>, ...)
+   * @param {Object} detail its event.detail
    * @returns {boolean} false if a listener called preventDefault()
    */
   Feed.prototype.dispatch = function (name, detail) {
@@ -218,6 +226,7 @@
 
   /**
    * The elements matching selector that belong to this feed (not to a feed nested inside).
+   * @param {string} selector a CSS selector
    * @returns {Element[]}
    */
   Feed.prototype.targets = function (selector) {
@@ -254,7 +263,11 @@
     this.updateLists(name, detail);
   };
 
-  /** Swap the event into every [data-sse-swap] target that names it. */
+  /**
+   * Swap the event into every [data-sse-swap] target that names it.
+   * @param {string} name the event's name
+   * @param {{data: *, raw: string}} detail the event, parsed and raw
+   */
   Feed.prototype.swap = function (name, detail) {
     this.targets("[data-sse-swap]").forEach(function (el) {
       if (words(el.getAttribute("data-sse-swap")).indexOf(name) === -1) {
@@ -280,7 +293,11 @@
     });
   };
 
-  /** Insert, replace or remove the keyed child of every [data-sse-list] the event concerns. */
+  /**
+   * Insert, replace or remove the keyed child of every [data-sse-list] the event concerns.
+   * @param {string} name the event's name
+   * @param {{data: *, raw: string}} detail the event, parsed and raw
+   */
   Feed.prototype.updateLists = function (name, detail) {
     var self = this;
     this.targets("[data-sse-list]").forEach(function (list) {
@@ -314,7 +331,11 @@
     });
   };
 
-  /** @returns {?Element} the child of list whose data-sse-key is key */
+  /**
+   * @param {Element} list a [data-sse-list] element
+   * @param {string} key
+   * @returns {?Element} the child of list whose data-sse-key is key
+   */
   Feed.prototype.findKeyed = function (list, key) {
     var children = list.children;
     for (var i = 0; i < children.length; i++) {
@@ -328,7 +349,10 @@
   /**
    * A list item for the event: the list's <template> filled from JSON fields (as text), or a
    * server-rendered fragment (raw_data) carrying its own data-sse-key.
-   * @returns {?Element}
+   * @param {Element} list the [data-sse-list] element
+   * @param {string} keyField the JSON field that keys its children
+   * @param {{data: *, raw: string}} detail the event, parsed and raw
+   * @returns {?Element} the new child, or null (with a console warning) if none fits
    */
   Feed.prototype.render = function (list, keyField, detail) {
     var node;
@@ -539,7 +563,10 @@
     return specs;
   }
 
-  /** @returns {string} a comparable summary of specs: keys and names */
+  /**
+   * @param {{key: string, names: string[]}[]} specs
+   * @returns {string} a comparable summary of specs: keys and names
+   */
   function signature(specs) {
     return JSON.stringify(
       specs.map(function (spec) {
@@ -548,12 +575,18 @@
     );
   }
 
-  /** @returns {Object} the spec of one local feed: its key, rendered id and event names */
+  /**
+   * @param {Feed} feed
+   * @returns {{key: string, renderedId: string, names: string[]}} the spec of one local feed
+   */
   function specOf(feed) {
     return { key: feed.key, renderedId: feed.renderedId, names: feed.names() };
   }
 
-  /** @returns {string} the sessionStorage key of the last id for these feed keys */
+  /**
+   * @param {string[]} keys feed keys
+   * @returns {string} the sessionStorage key of the last id for these feed keys
+   */
   function storageKey(keys) {
     return STORAGE_PREFIX + keys.slice().sort().join(" ");
   }
@@ -593,7 +626,10 @@
     this.options = {};
   }
 
-  /** Add a feed; the first one connects at once, later ones once the page has settled. */
+  /**
+   * Add a feed; the first one connects at once, later ones once the page has settled.
+   * @param {Feed} feed
+   */
   PageShare.prototype.add = function (feed) {
     this.options = this.feeds.length ? this.options : feed.config;
     this.feeds.push(feed);
@@ -601,7 +637,10 @@
     this.changed();
   };
 
-  /** Remove a feed (its root left the page). */
+  /**
+   * Remove a feed (its root left the page).
+   * @param {Feed} feed
+   */
   PageShare.prototype.remove = function (feed) {
     this.feeds = this.feeds.filter(function (f) {
       return f !== feed;
@@ -685,6 +724,9 @@
   /**
    * Apply one event to the local feeds it belongs to, and keep its id.
    * @param {string[]} routed the keys of the feeds it belongs to
+   * @param {string} name the event's name
+   * @param {string} raw its data
+   * @param {string} id its id
    * @param {string[]} all the keys of the connection's feeds, by index
    */
   PageShare.prototype.deliver = function (routed, name, raw, id, all) {
@@ -697,7 +739,11 @@
     });
   };
 
-  /** Show a state on the local feeds, dispatching sse:open and sse:error. */
+  /**
+   * Show a state on the local feeds, dispatching sse:open and sse:error.
+   * @param {string} state connecting, open or closed
+   * @param {{willRetry: (boolean|undefined)}} detail sse:error is dispatched when willRetry is set
+   */
   PageShare.prototype.state = function (state, detail) {
     this.currentState = state;
     this.feeds.forEach(function (feed) {
@@ -842,7 +888,10 @@
     return mergeSpecs(all);
   };
 
-  /** Handle a message of another tab. */
+  /**
+   * Handle a message of another tab: hello, bye, who, event, replay or state.
+   * @param {Object} message
+   */
   TabShare.prototype.receive = function (message) {
     var type = message.type;
     if (type === "hello" || type === "bye") {
@@ -952,7 +1001,14 @@
     this.held = [];
   };
 
-  /** As PageShare's, and relayed to the other tabs. */
+  /**
+   * As PageShare's, and relayed to the other tabs.
+   * @param {string[]} routed
+   * @param {string} name
+   * @param {string} raw
+   * @param {string} id
+   * @param {string[]} all
+   */
   TabShare.prototype.deliver = function (routed, name, raw, id, all) {
     var message = { type: "event", feeds: routed, all: all, event: name, data: raw, id: id };
     message.after = this.prev.id;
@@ -960,7 +1016,11 @@
     this.post(message);
   };
 
-  /** As PageShare's, and relayed to the other tabs. */
+  /**
+   * As PageShare's, and relayed to the other tabs.
+   * @param {string} state
+   * @param {Object} detail
+   */
   TabShare.prototype.state = function (state, detail) {
     PageShare.prototype.state.call(this, state, detail);
     if (this.leading) {
@@ -1004,6 +1064,8 @@
 
   /**
    * Start a feed for config in root, unless root is the root of a feed already.
+   * @param {Object} config the tag's configuration
+   * @param {Element} root the element that holds the tag
    * @returns {?Feed}
    */
   function start(config, root) {
@@ -1118,7 +1180,15 @@
     }
   });
 
-  window.DjangoSSE = { scan: scan, state: state };
+  /**
+   * The client's public surface (docs/tabs.md, "From JavaScript"); nothing else is.
+   * @namespace DjangoSSE
+   * @property {function(ParentNode=)} scan start the tags inside a container now, rather than
+   *     at the MutationObserver's next batch (e.g. right after inserting markup by hand)
+   * @property {function(): Object} state what this page runs: feeds, tabs, leading,
+   *     connections, lastId (for debugging and tests; its shape may change)
+   */
+  window.DjangoSSE = Object.freeze({ scan: scan, state: state });
 
   var pending = false;
   // Tags that arrive (an htmx swap) start, feeds whose root left stop: checked once per batch
