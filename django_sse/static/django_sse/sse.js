@@ -46,7 +46,9 @@
   var SETTLE_MS = 30;
   // Relayed events every tab keeps, so that the leader can replay to a tab that was away (a
   // freeze, the back/forward cache) what it missed meanwhile; past them that tab gets a reset.
+  // At most this many, and this many characters of data, so that big events cost no tab much.
   var HISTORY_EVENTS = 1000;
+  var HISTORY_CHARS = 1 << 20;
   var feeds = [];
 
   /* ---------------------------------------------------------------- small helpers */
@@ -795,6 +797,7 @@
     this.leading = false;
     this.channel = null;
     this.history = []; // the last relayed events, as relayed: {feeds, all, event, data, id, after}
+    this.historyChars = 0;
     // Back from a freeze or the cache: the id this tab had when it left, until the leader has
     // replayed what came after it (null: nothing to catch up on).
     this.since = null;
@@ -936,8 +939,9 @@
    */
   TabShare.prototype.applyRelay = function (message) {
     this.history.push(message);
-    if (this.history.length > HISTORY_EVENTS) {
-      this.history.shift();
+    this.historyChars += message.data.length;
+    while (this.history.length > HISTORY_EVENTS || this.historyChars > HISTORY_CHARS) {
+      this.historyChars -= this.history.shift().data.length;
     }
     var args = [message.feeds, message.event, message.data, message.id, message.all];
     PageShare.prototype.deliver.apply(this, args);
@@ -964,6 +968,7 @@
   /** Tell this tab's feeds they missed events no one can replay: a reset (reason "missed"). */
   TabShare.prototype.missed = function () {
     this.history = []; // it has a gap now: no replay may reach back across it
+    this.historyChars = 0;
     this.feeds.forEach(function (feed) {
       feed.apply("reset", '{"reason": "missed"}', "");
     });
