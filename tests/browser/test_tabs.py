@@ -620,3 +620,30 @@ def test_scan_starts_inserted_tags_at_once_and_is_all_the_global_offers(
     assert settled(page, "ab") == [[], [0]]
     until(lambda: streams(server)["open"] == 1)
     assert console.errors() == []
+
+
+def test_a_tab_back_after_its_feed_was_dropped_gets_a_reset_not_a_partial_replay(
+    server: ServerProcess, context: Any, console: Console, name: str, tabs: list[Any]
+) -> None:
+    tabs.append(new_tab(context, console, feeds_page(server, name, parts="a")))
+    wait_live(tabs[0], "a")
+    away = new_tab(context, console, feeds_page(server, name, parts="ac"))
+    tabs.append(away)
+    wait_live(away, "ac")
+    until(lambda: len(streams(server)["opened"]) == 2)  # the leader widened to a and c
+    assert tabs[0].evaluate("DjangoSSE.state().leading")
+    publish(server, name, "c", 0)
+    until(lambda: received(away, "c") == [0])
+
+    # Away, it says goodbye: no tab needs c any more, and the leader's stream drops it.
+    away.evaluate("document.dispatchEvent(new Event('freeze'))")
+    until(lambda: len(streams(server)["opened"]) == 3)
+    publish(server, name, "c", 1)  # in no tab's history
+    publish(server, name, "a", 2)
+    until(lambda: received(tabs[0], "a") == [2])
+    away.evaluate("document.dispatchEvent(new Event('resume'))")
+    # The history holds a's event but not c's: a replay would be partial, so both feeds of
+    # the returning tab are told they missed events.
+    until(lambda: len(recorded(away, "sse:reset")) == 2)
+    assert sorted(e["root"] for e in recorded(away, "sse:reset")) == ["a", "c"]
+    assert [e for e in console.errors() if "ERR_" not in e] == []

@@ -904,10 +904,14 @@
         delete this.others[message.tab];
       }
       if (this.leading) {
-        if (type === "hello" && typeof message.since === "string") {
-          // Before anything newer is relayed: that tab takes the replay, then the relays.
-          this.post({ type: "replay", tab: message.tab, since: message.since,
-                     events: this.missedSince(message.since) });
+        if (type === "hello" && typeof message.since === "string" && this.connection) {
+          // Before anything newer is relayed: that tab takes the replay, then the relays. (Not
+          // connected yet: it answers the hello that tab sends again on its "state".)
+          var keys = message.feeds.map(function (spec) {
+            return spec.key;
+          });
+          var events = this.missedSince(message.since, keys);
+          this.post({ type: "replay", tab: message.tab, since: message.since, events: events });
         }
         PageShare.prototype.changed.call(this);
         var state = this.currentState || "connecting";
@@ -948,18 +952,30 @@
   };
 
   /**
-   * The relayed events after the one with id `since`, or null when the history does not
-   * reach back to it (the asking tab was away too long, or had no id yet).
-   * @param {string} since
+   * The relayed events after the one with id `since`, or null when they may not be all the
+   * asking tab missed: the history does not reach back to it (away too long, or no id yet), or
+   * a connection since then did not carry all of that tab's feeds (dropped while it was away:
+   * no tab needed them).
+   * @param {string} since the asking tab's last id
+   * @param {string[]} keys the asking tab's feeds
    * @returns {?Object[]}
    */
-  TabShare.prototype.missedSince = function (since) {
+  TabShare.prototype.missedSince = function (since, keys) {
+    function carried(message) {
+      return keys.every(function (key) {
+        return message.all.indexOf(key) !== -1;
+      });
+    }
+    if (!carried({ all: this.connection.keys })) {
+      return null;
+    }
     if (since === this.prev.id) {
       return [];
     }
     for (var i = this.history.length - 1; since && i >= 0; i--) {
       if (this.history[i].id === since) {
-        return this.history.slice(i + 1);
+        var missed = this.history.slice(i);
+        return missed.every(carried) ? missed.slice(1) : null;
       }
     }
     return null;
