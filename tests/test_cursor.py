@@ -20,6 +20,8 @@ from django_sse.live.cursor import (
     group_hash,
     positions_of,
 )
+from django_sse.live.delivery import Delivery
+from django_sse.live.multi import Feed, StreamIds
 
 GROUPS = [f"app.model.{n}" for n in range(MAX_GROUPS)]
 parts = st.integers(min_value=0, max_value=2**64 - 1)
@@ -142,3 +144,31 @@ def test_an_id_of_max_groups_stays_under_the_last_event_id_limit() -> None:
         "\nid lengths (plain/sealed):",
         {n: (id_length(n, False, min(n, 16)), id_length(n, True, min(n, 16))) for n in (1, 10, 32)},
     )
+
+
+def test_streams_sharing_a_groups_entries_each_write_their_own_positions() -> None:
+    # Every stream of a process encodes a group's entries with one shared Entries (entries_of),
+    # which keeps the last one: a stream replaying older events, or another epoch, interleaved
+    # with a live one, must still get its own positions.
+    groups = ["shared.a", "shared.b"]
+    live, behind = (StreamIds([Feed((group,)) for group in groups], groups) for _ in range(2))
+
+    def delivery(group: str, key: str) -> Delivery:
+        return Delivery(group=group, id=key, wire=f"data: 1\nid: {key}\n\n".encode())
+
+    for stream, group, key in [
+        (live, "shared.a", "7-5"),
+        (behind, "shared.a", "7-3"),
+        (live, "shared.b", "9-1"),
+        (behind, "shared.b", "8-4"),
+        (behind, "shared.a", "7-4"),
+    ]:
+        assert stream.event(group, delivery(group, key)) is not None
+    hashes = {group_hash(group): group for group in groups}
+    for stream, want in [
+        (live, {"shared.a": (7, 5), "shared.b": (9, 1)}),
+        (behind, {"shared.a": (7, 4), "shared.b": (8, 4)}),
+    ]:
+        positions = decode(stream.cursor().decode())
+        assert positions is not None
+        assert {hashes[key]: position for key, position in positions.items()} == want

@@ -102,27 +102,47 @@ class Entries:
     """The cursor entries of one group, as a stream writes them, one per event.
 
     The group's hash and the varint of its epoch are kept (the epoch changes only when the log
-    forgets the group); a plain entry is kept as base64 text, ready to be joined.
+    forgets the group); a plain entry is kept as base64 text, ready to be joined. The last entry
+    is kept too: ``entries_of`` shares one ``Entries`` per group among the process's streams,
+    which all write each live event in turn, so its entry is encoded once, not once per stream.
+    Each memo is one tuple, replaced whole: a reader never pairs one epoch with another's
+    prefix, or one position with another's text, whichever thread wrote it last.
     """
 
-    __slots__ = ("_epoch", "_prefix", "group", "sealed")
+    __slots__ = ("_last", "_prefix", "group", "sealed")
 
     def __init__(self, group: str, sealed: bool) -> None:
         self.group = group
         self.sealed = sealed
-        self._epoch = -1
-        self._prefix = b""
+        self._prefix: tuple[int, bytes] = (-1, b"")  # (epoch, hash || varint epoch)
+        self._last: tuple[EventKey, bytes] = ((-1, -1), b"")  # (position, its entry)
 
     def encode(self, position: EventKey) -> bytes:
         """The sealed entry, or the plain entry as base64 text (ASCII bytes, ready to join)."""
+        last, text = self._last
+        if position == last:
+            return text
+        text = self._encode(position)
+        self._last = (position, text)
+        return text
+
+    def _encode(self, position: EventKey) -> bytes:
         epoch, sequence = position
-        if epoch != self._epoch:
-            self._epoch, self._prefix = epoch, group_hash(self.group) + encode_varint(epoch)
+        known, prefix = self._prefix
+        if epoch != known:
+            prefix = group_hash(self.group) + encode_varint(epoch)
+            self._prefix = (epoch, prefix)
         if self.sealed:
-            return self._prefix + encode_varint(sequence, SEALED_SEQUENCE_BYTES)
-        entry = self._prefix + encode_varint(sequence)
+            return prefix + encode_varint(sequence, SEALED_SEQUENCE_BYTES)
+        entry = prefix + encode_varint(sequence)
         entry += _check(entry) + _PADDING[len(entry) % 3]
         return binascii.b2a_base64(entry, newline=False).translate(_URLSAFE)
+
+
+@lru_cache(maxsize=4096)
+def entries_of(group: str, sealed: bool) -> Entries:
+    """The process's one ``Entries`` of ``group`` (plain or sealed), shared by its streams."""
+    return Entries(group, sealed)
 
 
 # Zeros that make a plain entry (with its 2 check bytes) a multiple of 3 bytes long.

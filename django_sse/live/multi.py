@@ -30,7 +30,7 @@ from typing import Any
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
 from .access import GuardedSubscription, StreamAccess
-from .cursor import MAX_GROUPS, Entries, encode, join, positions_of
+from .cursor import MAX_GROUPS, encode, entries_of, join, positions_of
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
 from .groups import validate_group
@@ -188,7 +188,7 @@ class StreamIds:
     def __init__(self, feeds: Sequence[Feed], groups: Sequence[str]) -> None:
         self.routes = _Routes(feeds)
         self.sealed = self.routes.filtered
-        self._encoders = {group: Entries(group, self.sealed) for group in groups}
+        self._encoders = {group: entries_of(group, self.sealed) for group in groups}
         self._entries: dict[str, bytes] = {}  # in group order: a stable cursor
 
     def move(self, group: str, position: EventKey | None) -> None:
