@@ -7,7 +7,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint typecheck pytest bench soak clean
+.PHONY: install demo test lint typecheck pytest docs bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,12 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+# The documentation site (Sphinx, furo, MyST) into docs/_build/html; warnings are errors, so a
+# broken link, a missing page or a docstring autodoc cannot read fails `make test` (a few s).
+docs: install
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+test: lint typecheck docs pytest
 
 # Benchmarks against the anchors, in a virtualenv of their own (never part of `make test`).
 # BENCH_ARGS="--quick" runs smaller counts; see bench/run.py for the other options.
@@ -65,4 +70,4 @@ soak: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python -m soak.run --seconds $(SOAK_SECONDS) --streams $(SOAK_STREAMS) $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-* .pytest_cache .mypy_cache .ruff_cache docs/_build

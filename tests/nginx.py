@@ -2,7 +2,7 @@
 
 nginx runs as a subprocess of the test (``-p <dir> -c <conf> -g 'daemon off;'``) on a free
 loopback port; nothing outside the temp dir is read or written. ``CONFIG`` is the config
-docs/production.md shows, with the test's ports and paths filled in.
+docs/topics/deployment.md shows, with the test's ports and paths filled in.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-# The location block is what a deployment needs for event streams (docs/production.md).
+# The location block is what a deployment needs for event streams (docs/topics/deployment.md).
 CONFIG = """\
 {user}worker_processes 1;
 error_log {dir}/error.log info;

@@ -129,7 +129,7 @@ def test_groups_with_the_same_hash_are_both_left_unpositioned(
 
 
 def id_length(groups: int, sealed: bool, feeds: int) -> int:
-    """The longest ``<feeds>:<cursor>`` of ``groups`` realistic positions (see docs/feeds.md)."""
+    """Longest ``<feeds>:<cursor>`` of ``groups`` positions (docs/topics/feeds-and-tabs.md)."""
     epoch = time.time_ns() // 1000  # epochs are microseconds since 1970
     found = {f"app.model.{n}": (epoch - n * 86_400_000_000, 10**7 + n) for n in range(groups)}
     routing = ",".join(str(n) for n in range(feeds))

@@ -1,4 +1,4 @@
-"""Daphne behind Debian's nginx, with the plain config of docs/production.md (tests/nginx.py).
+"""Daphne behind Debian's nginx, with the config of docs/topics/deployment.md (tests/nginx.py).
 
 Events arrive one by one (the response's ``X-Accel-Buffering: no`` turns nginx's proxy
 buffering off for the stream), pings keep an idle stream alive past a ``proxy_read_timeout``

@@ -1,9 +1,7 @@
-"""The README's "Testing your streams" code, run exactly as written there (so it cannot drift)."""
+"""The "Testing your streams" page's code, run exactly as written there (so it cannot drift)."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,16 +10,7 @@ from django.urls import path
 
 from django_sse import EventSourceResponse, get_last_event_id, subscribe
 from django_sse.live.hub import get_hub
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def section_code(title: str) -> str:
-    text = README.read_text()
-    section = text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 1, blocks
-    return str(blocks[0])
+from tests.readme_blocks import readme_block
 
 
 async def scores(request: HttpRequest) -> EventSourceResponse:  # the view of "Live updates"
@@ -33,12 +22,12 @@ urlpatterns = [path("scores/stream", scores)]
 
 @pytest.mark.urls(__name__)
 async def test_the_readme_example_runs_and_passes() -> None:
-    code = section_code("Testing your streams")
+    block = readme_block("testing")
     namespace: dict[str, Any] = {"__name__": "readme_testing"}
-    exec(compile(code, f"{README}:Testing your streams", "exec"), namespace)
+    exec(compile(block.code, block.origin(), "exec"), namespace)
     tests = [value for name, value in namespace.items() if name.startswith("test_")]
-    assert tests, "the README's block defines no test"
+    assert tests, f"{block.origin()} defines no test"
     for test in tests:
         await test()
-    # Still subscribed: the stream stays open between reads, as the README says.
+    # Still subscribed: the stream stays open between reads, as the page says.
     assert get_hub().groups() == {"scores": 1}

@@ -1,4 +1,4 @@
-"""Several feeds on one connection, and one connection for every tab (docs/tabs.md).
+"""Several feeds on one connection, one for every tab (docs/topics/feeds-and-tabs.md).
 
 Chromium (one browser context: one origin's cookies, BroadcastChannel and Web Locks) against a
 real Daphne over HTTP/1.1, serving the combined feeds of ``SubscriptionView``. The server counts
