@@ -105,7 +105,7 @@ async def test_a_gap_the_log_cannot_fill_is_reported_never_skipped(group: str) -
         hub.leave(group, recorder)
 
 
-async def test_events_of_another_processs_memory_log_are_passed_through(group: str) -> None:
+async def test_events_of_another_process_memory_log_are_passed_through(group: str) -> None:
     hub = Hub(current_layer())
     recorder = Recorder()
     await hub.join(group, recorder)
