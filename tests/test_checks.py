@@ -19,8 +19,10 @@ def ids(messages: list[CheckMessage]) -> list[str]:
 
 
 @pytest.mark.server
-def test_the_demo_project_passes() -> None:
-    assert "System check identified no issues" in manage("check")
+@pytest.mark.parametrize("settings_module", ["demo_project.settings", "tests.settings"])
+def test_the_demo_project_passes(settings_module: str) -> None:
+    output = manage("check", env={"DJANGO_SETTINGS_MODULE": settings_module})
+    assert "System check identified no issues" in output
 
 
 @pytest.mark.server

@@ -50,3 +50,12 @@ def test_no_page_names_a_setting_default_the_code_does_not_have() -> None:
         for name, default in _SETTING_ROW.findall(path.read_text(encoding="utf-8")):
             if name in conf.DEFAULTS:
                 assert ast.literal_eval(default) == conf.DEFAULTS[name], (path, name, default)
+
+
+def test_the_demo_readme_quotes_the_demo_code() -> None:
+    readme = (ROOT / "demo_project" / "README.md").read_text(encoding="utf-8")
+    code = _stripped_lines((ROOT / "demo_project" / "items" / "notes.py").read_text())
+    blocks = [block for language, block in _FENCED.findall(readme) if language == "python"]
+    assert blocks
+    for block in blocks:
+        assert _contains(code, _stripped_lines(block)), block

@@ -8,7 +8,9 @@ class ItemsConfig(AppConfig):
     def ready(self) -> None:
         from django_sse.signals import register
 
-        from .models import Item
+        from .models import Item, Note
 
         # Saves and deletes (admin, shell, views) publish to "items.item" and "items.item.<id>".
         register(Item)
+        # "items.note" and "items.note.<id>": every user's notes, which notes.py filters per user.
+        register(Note)

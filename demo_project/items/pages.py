@@ -43,4 +43,4 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def logs(request: HttpRequest) -> HttpResponse:
-    return render(request, "logs.html")
+    return render(request, "items/logs.html")
