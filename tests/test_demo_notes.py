@@ -5,11 +5,15 @@ In-process, as the "Testing your streams" page shows: Django's AsyncClient and r
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import AsyncClient
 
 from demo_project.items.models import Note
+from django_sse.access import end_user_streams
 from django_sse.testing import read_events
 
 pytestmark = [pytest.mark.urls("tests.urls"), pytest.mark.django_db(transaction=True)]
@@ -20,6 +24,18 @@ async def signed_in(name: str) -> tuple[AsyncClient, User]:
     client = AsyncClient()
     await client.aforce_login(user)
     return client, user
+
+
+async def ended(response: Any, user: User) -> None:
+    """End ``user``'s streams, as a logout does, and read ``response`` to its end.
+
+    Ended this way, a stream leaves nothing behind in the process (its hub membership and its
+    share of the process's byte budget are released), unlike one closed from the outside.
+    """
+    await end_user_streams(user)
+    async with asyncio.timeout(10):
+        async for _ in response.streaming_content:
+            pass
 
 
 async def test_signed_out_visitors_get_no_stream_and_the_login_page() -> None:
@@ -45,7 +61,7 @@ async def test_each_user_sees_only_their_own_notes_of_the_shared_group() -> None
         assert event.json()["id"] == mine.pk
         assert event.json()["text"] == "alice's note"
     finally:
-        await response.streaming_content.aclose()
+        await ended(response, alice_user)
 
 
 async def test_a_note_stream_is_for_its_owner_only() -> None:
@@ -61,7 +77,7 @@ async def test_a_note_stream_is_for_its_owner_only() -> None:
         [event] = await read_events(response, 1, timeout=10)
         assert (event.event, event.json()["text"]) == ("updated", "final")
     finally:
-        await response.streaming_content.aclose()
+        await ended(response, bob_user)
 
 
 async def test_the_notes_page_lists_the_users_notes_and_connects_to_their_stream() -> None:
