@@ -12,6 +12,7 @@ class DjangoSSEConfig(AppConfig):
 
         from . import checks  # noqa: F401  (registers the system checks)
         from .live.access import end_streams_on_logout
+        from .live.hub import hub_loops
         from .live.serving import process_role
         from .shutdown import finish_abandoned_loops
 
@@ -19,4 +20,4 @@ class DjangoSSEConfig(AppConfig):
         user_logged_out.connect(end_streams_on_logout, dispatch_uid="django_sse.logout")
         # Tells a server from a shell or a worker, for the in-memory layer's lost publishes.
         process_role.watch_requests()
-        atexit.register(finish_abandoned_loops)
+        atexit.register(finish_abandoned_loops, hub_loops)

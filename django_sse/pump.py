@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .encoding import encode_item
+from .source import Source
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -21,7 +22,12 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class StreamPump:
+class StreamPump(Source):
+    """The source of a view's generator: a task that encodes its items into the buffer."""
+
+    # A generator cannot be resumed: its stream ends with it, and its errors are raised early.
+    resumable = False
+
     def __init__(self, source: AsyncIterator[Any], *, limit: int) -> None:
         self._source = source
         self._limit = max(1, limit)
@@ -37,12 +43,11 @@ class StreamPump:
     def has_data(self) -> bool:
         return bool(self._chunks)
 
-    def start(self) -> None:
+    async def open(self, first_event_wait: float = 0.0) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def setup(self) -> None:
-        """Nothing to set up: ``start`` did it (the same interface as ``Subscription``)."""
+        if first_event_wait:
+            await self.wait(first_event_wait)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -17,8 +17,8 @@ from django.http import StreamingHttpResponse
 
 from . import conf
 from .encoding import encode_item
-from .live.subscription import Subscription
 from .pump import StreamPump
+from .source import Source
 from .stream import EventStream
 from .threaded import iterate_in_thread
 
@@ -135,34 +135,25 @@ class EventSourceResponse(StreamingHttpResponse):
             conf.get("PING_INTERVAL") if ping_interval is None else ping_interval
         )
         self._sync_content: Iterable[Any] | None = None
-        source: AsyncIterator[Any] | None = None
-        # A Subscription already buffers encoded events and has the pump's interface: driving
-        # it directly saves a task per connection.
-        subscription = content if isinstance(content, Subscription) and status != 204 else None
-        if status != 204 and subscription is None:
-            if isinstance(content, AsyncIterable):
-                source = aiter(content)
-            elif isinstance(content, Iterable):
-                self._sync_content = content
-                source = iterate_in_thread(content)
-            else:
-                raise TypeError(
-                    "EventSourceResponse content must be an iterable or async iterable, "
-                    f"not {type(content).__name__}."
-                )
-        self._pump: StreamPump | Subscription | None = (
-            StreamPump(source, limit=conf.get("STREAM_BUFFER")) if source is not None else None
-        )
-        if subscription is not None:
-            self._pump = subscription
-        self._event_stream: EventStream | None = (
-            EventStream(
-                self._pump,
-                self._ping_interval,
-                resumable=isinstance(self._pump, Subscription),
+        self._source: Source | None = None
+        if status == 204:
+            pass
+        elif isinstance(content, Source):
+            # A source of its own (a subscription buffers encoded events): driving it directly
+            # saves a task per connection.
+            self._source = content
+        elif isinstance(content, AsyncIterable):
+            self._source = StreamPump(aiter(content), limit=conf.get("STREAM_BUFFER"))
+        elif isinstance(content, Iterable):
+            self._sync_content = content
+            self._source = StreamPump(iterate_in_thread(content), limit=conf.get("STREAM_BUFFER"))
+        else:
+            raise TypeError(
+                "EventSourceResponse content must be an iterable or async iterable, "
+                f"not {type(content).__name__}."
             )
-            if self._pump is not None
-            else None
+        self._event_stream: EventStream | None = (
+            EventStream(self._source, self._ping_interval) if self._source is not None else None
         )
         body: AsyncIterator[bytes] = self._event_stream or _nothing()
         super().__init__(body, status=status, headers=merged, reason=reason)
@@ -194,28 +185,24 @@ class EventSourceResponse(StreamingHttpResponse):
         change, so that Django turns ``Http404`` or ``PermissionDenied`` into the proper response.
         ``EventStreamMiddleware`` calls this for every event stream.
         """
-        if self._pump is None or self._event_stream is None:
+        source = self._source
+        if source is None or self._event_stream is None:
             return
         self._event_stream.bind(asyncio.get_running_loop())
         try:
-            if isinstance(self._pump, Subscription):
-                # Joining and replaying is all that can fail early: no need to wait for an event.
-                await self._pump.setup()
-                if not isinstance(self._pump.error, ImproperlyConfigured):
-                    # A broker or database outage: a 200 that tells the browser to come back.
-                    _guard_until_request_finished(self._event_stream)
-                    return
-            else:
-                self._pump.start()
-                await self._pump.wait(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
+            await source.open(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
         except BaseException:
             # The client went away while we waited (Django cancels the request) and will drop
             # this response without iterating it: nothing else would stop the source.
-            await self._pump.close()
+            await source.close()
             raise
-        if self._pump.finished and self._pump.error is not None and not self._pump.has_data:
-            error, self._pump.error = self._pump.error, None
-            raise error
+        error = source.error
+        if source.finished and error is not None and not source.has_data:
+            # A resumable source (a subscription that lost its broker or database) fails with a
+            # 200 that tells the browser to come back; reconnecting cannot fix a configuration.
+            if not source.resumable or isinstance(error, ImproperlyConfigured):
+                source.error = None
+                raise error
         _guard_until_request_finished(self._event_stream)
 
     def _get_streaming_content(self) -> Any:

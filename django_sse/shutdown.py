@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-
-from .live.hub import hub_loops
+from collections.abc import Callable, Iterable
 
 logger = logging.getLogger("django_sse")
 
@@ -28,9 +27,13 @@ logger = logging.getLogger("django_sse")
 FINISH_TIMEOUT = 5.0
 
 
-def finish_abandoned_loops() -> None:
-    """Cancel and await the tasks of every hub's loop that stopped without being closed."""
-    for loop in hub_loops():
+def finish_abandoned_loops(loops: Callable[[], Iterable[asyncio.AbstractEventLoop]]) -> None:
+    """Cancel and await the tasks of every loop of ``loops()`` that stopped without being closed.
+
+    The live layer registers this at exit with its hubs' loops (apps.py): this module knows
+    nothing of hubs.
+    """
+    for loop in loops():
         if loop.is_running() or loop.is_closed():
             continue  # asyncio.run (uvicorn) finished it itself; or it is not ours to touch
         try:

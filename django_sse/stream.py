@@ -25,10 +25,9 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Generator
-from typing import Protocol
 
-from .encoding import PING
-from .live.subscription import retry_after_failure
+from .encoding import PING, jittered_retry
+from .source import Source
 from .stopping import retry_after_stop, server_stop
 
 logger = logging.getLogger("django_sse")
@@ -37,27 +36,14 @@ logger = logging.getLogger("django_sse")
 # body chunk, and a browser fires "open" only when it has them.
 OPENING = b": open\n\n"
 
+# The reconnection delay a failed resumable source asks for, in milliseconds: random in this
+# range, so that clients cut off together (a broker outage, a slow log) do not come back together.
+RETRY_AFTER_FAILURE_MS = (1000, 3000)
 
-class Source(Protocol):
-    """What the stream drives: ``StreamPump`` (a generator's task) or ``Subscription``."""
 
-    finished: bool
-    error: Exception | None
-
-    @property
-    def has_data(self) -> bool: ...
-
-    def start(self) -> None: ...
-
-    async def setup(self) -> None: ...
-
-    def take(self) -> bytes: ...
-
-    async def wait(self, limit: float | None) -> None: ...
-
-    def waiter(self, limit: float | None) -> asyncio.Future[None] | None: ...
-
-    async def close(self) -> None: ...
+def retry_after_failure() -> bytes:
+    """The ``retry:`` field that ends the stream of a resumable source which failed."""
+    return jittered_retry(RETRY_AFTER_FAILURE_MS)
 
 
 _NEW, _RUNNING, _DONE = range(3)
@@ -69,12 +55,9 @@ class EventStream:
     ``ping_interval`` may change while the stream runs: the next wait uses the new value.
     """
 
-    def __init__(self, source: Source, ping_interval: float, *, resumable: bool) -> None:
+    def __init__(self, source: Source, ping_interval: float) -> None:
         self._source = source
         self.ping_interval = ping_interval
-        # A subscription that fails tells the browser when to come back (a jittered
-        # ``retry:``, see ``retry_after_failure``: an error status would make EventSource give up).
-        self._resumable = resumable
         self._state = _NEW
         self._waiter: asyncio.Future[None] | None = None
         self._step = _Step(self)
@@ -115,8 +98,7 @@ class EventStream:
             self._state = _DONE
             return retry_after_stop()
         server_stop.track(self)
-        source.start()
-        await source.setup()  # a subscription joins the hub and replays here
+        await source.open()  # a subscription joins the hub and replays here
         if self._state == _DONE:  # released while it was setting up
             raise StopAsyncIteration
         self._state = _RUNNING
@@ -151,8 +133,10 @@ class EventStream:
         if source.error is None:
             raise StopAsyncIteration
         logger.error("Event stream ended by an exception", exc_info=source.error)
-        if not self._resumable:
+        if not source.resumable:
             raise StopAsyncIteration
+        # A resumable source that failed tells the browser when to come back (an error status
+        # would make EventSource give up).
         return retry_after_failure()
 
     async def aclose(self) -> None:

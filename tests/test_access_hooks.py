@@ -26,7 +26,7 @@ async def opened(client: AsyncClient, path: str) -> Subscription:
     response = await client.get(path)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/event-stream")
-    subscription = response._pump  # type: ignore[attr-defined]
+    subscription = response._source  # type: ignore[attr-defined]
     assert isinstance(subscription, Subscription)
     await subscription.close()
     return subscription
@@ -99,8 +99,8 @@ async def test_logging_out_ends_the_users_streams_in_process(how: str) -> None:
     other, _ = await logged_in("grace")
     response = await client.get("/test/acc/mine")
     assert response.status_code == 200
-    mine = response._pump  # type: ignore[attr-defined]
-    theirs = (await other.get("/test/acc/mine"))._pump  # type: ignore[attr-defined]
+    mine = response._source  # type: ignore[attr-defined]
+    theirs = (await other.get("/test/acc/mine"))._source  # type: ignore[attr-defined]
     await until(lambda: get_hub().groups().get("x.acc.rows") == 2)
     assert get_hub().groups()[user_group(user)] == 1
     if how == "end_user_streams":
@@ -117,14 +117,14 @@ async def test_logging_out_ends_the_users_streams_in_process(how: str) -> None:
 
 async def test_a_re_check_sees_a_revoked_permission_and_a_check_now_false() -> None:
     client, user = await logged_in("heidi", "view_order")
-    feed = (await client.get("/test/readme/orders/live"))._pump  # type: ignore[attr-defined]
+    feed = (await client.get("/test/readme/orders/live"))._source  # type: ignore[attr-defined]
     assert await feed.access.still_allowed()
     await user.user_permissions.aclear()
     assert not await feed.access.still_allowed()
 
     order = await Order.objects.acreate(customer=user)
     path = f"/test/readme/sync/orders/{order.pk}/live"  # the README's sync check, re-run
-    one = (await client.get(path))._pump  # type: ignore[attr-defined]
+    one = (await client.get(path))._source  # type: ignore[attr-defined]
     assert await one.access.still_allowed()
     order.customer = await User.objects.acreate_user("ivan")
     await order.asave()

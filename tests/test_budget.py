@@ -44,11 +44,11 @@ async def test_a_subscription_counts_what_it_writes_and_ends_over_the_process_bu
     budget = process_budget()
     others = budget.stats()["streams"]  # streams other tests left open, if any
     early, late = subscribe("test-budget.a"), subscribe("test-budget.a")
-    await early.setup()
+    await early.open()
     await publish("test-budget.a", "x" * 900)
     await early.wait(5)
     early.take()  # about 950 bytes
-    await late.setup()
+    await late.open()
     for _ in range(2):
         await publish("test-budget.a", "y" * 100)
         for subscription in (early, late):

@@ -51,10 +51,10 @@ async def test_feeds_share_one_stream_and_each_event_names_its_feeds(name: str) 
     )
     response = await AsyncClient().get(url)
     assert response.status_code == 200, response.content
-    subscription = response._pump  # type: ignore[attr-defined]
+    subscription = response._source  # type: ignore[attr-defined]
     assert isinstance(subscription, MultiSubscription)
     assert subscription.groups == [f"fd.{name}.a", f"fd.{name}.b", f"fd.{name}.c"]
-    await subscription.setup()
+    await subscription.open()
     assert get_hub().groups()[f"fd.{name}.b"] == 1  # named by two feeds, joined once
     for part in "abc":
         await publish(f"fd.{name}.{part}", part)
@@ -106,7 +106,7 @@ async def test_more_than_sixteen_feeds_is_a_bad_request(name: str) -> None:
     pairs = [f"/test/feeds/pair/{name}{n}" for n in range(16)]  # 16 feeds, 32 groups: fine
     response = await AsyncClient().get(combined(*pairs))
     assert response.status_code == 200
-    assert len(response._pump.groups) == 32  # type: ignore[attr-defined]
+    assert len(response._source.groups) == 32  # type: ignore[attr-defined]
     await response.streaming_content.aclose()  # type: ignore[attr-defined]
     pairs.append(f"/test/feeds/one/{name}/z")
     assert (await AsyncClient().get(combined(*pairs))).status_code == 400

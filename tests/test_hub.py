@@ -188,7 +188,7 @@ async def test_publish_sync_from_a_worker_thread(group: str) -> None:
 async def test_event_source_response_drives_the_subscription_itself(group: str) -> None:
     subscription = subscribe(group)
     response = EventSourceResponse(subscription, ping_interval=5)
-    assert response._pump is subscription  # no pump task in between
+    assert response._source is subscription  # no pump task in between
     stream: AsyncIterator[bytes] = aiter(response)
     assert await anext(stream) == OPENING
     assert get_hub().groups().get(group) == 1  # ": open" is sent once subscribed
@@ -220,7 +220,7 @@ async def test_priming_a_subscription_does_not_wait_for_a_first_event(group: str
     await response.prime(wait=10)  # a generator would be waited on for up to 10 s
     assert loop.time() - started < 5
     assert get_hub().groups()[group] == 1  # joined: the stream misses nothing from here on
-    await response._pump.close()  # type: ignore[union-attr]
+    await response._source.close()  # type: ignore[union-attr]
 
 
 async def test_publish_sync_from_a_thread_with_no_loop_of_ours(group: str) -> None:
@@ -272,10 +272,10 @@ async def test_a_subscription_stream_pings_while_idle_and_delivers_between_pings
 async def test_leaving_and_rejoining_at_once_keeps_the_group_live(group: str) -> None:
     # A page reload: the old subscriber leaves and a new one joins within a few loop turns.
     old = subscribe(group)
-    await old.setup()
+    await old.open()
     await old.close()
     new = subscribe(group)
-    await new.setup()
+    await new.open()
     for _ in range(20):
         await asyncio.sleep(0)  # let the old subscriber's background discard run
     assert layer_members(group) == 1

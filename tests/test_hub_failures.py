@@ -132,7 +132,7 @@ async def test_a_silent_layer_ends_the_subscribers() -> None:
 async def test_a_subscription_ends_after_its_byte_budget_at_an_event_boundary() -> None:
     group = f"test-budget.g{next(_names)}"
     subscription = subscribe(group)
-    await subscription.setup()
+    await subscription.open()
     received = b""
     async with asyncio.timeout(10):
         for i in range(30):

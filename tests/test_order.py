@@ -22,12 +22,9 @@ from django_sse.live.delivery import Delivery, EventKey, format_id, parse_id
 from django_sse.live.hub import Hub, current_layer
 from django_sse.live.publish import make_record
 from django_sse.live.replay import PAGE_SIZE, get_log, reset_logs
-from django_sse.live.subscription import (
-    FIRST_PAGE_SIZE,
-    RETRY_AFTER_FAILURE_MS,
-    retry_after_failure,
-)
+from django_sse.live.subscription import FIRST_PAGE_SIZE
 from django_sse.live.tokens import seal, unseal
+from django_sse.stream import RETRY_AFTER_FAILURE_MS, retry_after_failure
 from tests.sse_parser import parse
 from tests.waiting import until_async as until
 
@@ -137,7 +134,7 @@ async def test_replay_is_read_in_pages_as_the_response_takes_them(group: str) ->
     ids = [await publish(group, n) for n in range(1000)]
     epoch = parse_id(ids[0])[0]  # type: ignore[index]
     subscription = subscribe(group, last_event_id=f"{epoch}-0")
-    await subscription.setup()
+    await subscription.open()
     assert len(subscription._pending) == FIRST_PAGE_SIZE  # one page, not the window
     data, most = await take_all(subscription, ids[-1])
     assert most <= PAGE_SIZE
@@ -176,7 +173,7 @@ async def test_a_filtered_subscribers_reset_hides_the_groups_position(group: str
         return bool(delivery.data["owner"] == "me")
 
     subscription = subscribe(group, last_event_id="not-an-id", filter=mine)
-    await subscription.setup()
+    await subscription.open()
     [reset] = parse(subscription.take()).events
     assert reset.type == "reset"
     token = reset.last_event_id
@@ -192,7 +189,7 @@ async def test_a_filtered_subscribers_reset_hides_the_groups_position(group: str
     await again.close()
     # An unfiltered subscriber sees every id anyway: its reset carries the plain one.
     plain = subscribe(group, last_event_id="not-an-id")
-    await plain.setup()
+    await plain.open()
     assert parse(plain.take()).events[0].last_event_id == own
     await plain.close()
 

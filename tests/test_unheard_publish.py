@@ -113,7 +113,7 @@ async def test_a_process_whose_hub_has_subscribers_says_nothing(
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     role = ProcessRole()
     async with subscribe("unheard.check") as subscription:
-        await subscription.setup()
+        await subscription.open()
         await asyncio.to_thread(role.warn_if_unheard)  # as publish_sync from a worker thread
         assert UNHEARD_PUBLISH not in caplog.text
     # The last subscriber left: once the hub let its channel go, nobody listens here.

@@ -15,7 +15,7 @@ async def opened(client: AsyncClient, path: str) -> Subscription:
     response = await client.get(path)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
-    subscription = response._pump  # type: ignore[attr-defined]
+    subscription = response._source  # type: ignore[attr-defined]
     assert isinstance(subscription, Subscription)
     await subscription.close()
     return subscription
@@ -56,6 +56,6 @@ async def test_group_names_from_the_url_are_validated(name: str) -> None:
 
 async def test_the_last_event_id_header_reaches_the_subscription() -> None:
     response = await AsyncClient().get("/test/live/open/abc", headers={"Last-Event-ID": "1-2"})
-    subscription = response._pump  # type: ignore[attr-defined]
+    subscription = response._source  # type: ignore[attr-defined]
     assert subscription.last_event_id == "1-2"
     await subscription.close()

@@ -296,8 +296,8 @@ class GuardedSubscription(Subscription):
         self.access = access
         self._access_started = False
 
-    async def setup(self) -> None:
-        await super().setup()
+    async def open(self, first_event_wait: float = 0.0) -> None:
+        await super().open()
         if self._access_started or self.finished:
             return
         self._access_started = True
@@ -307,7 +307,7 @@ class GuardedSubscription(Subscription):
             self.end(exc)
 
     async def wait(self, limit: float | None) -> None:
-        await self.setup()  # whoever drives it first, the access starts with the subscription
+        await self.open()  # whoever drives it first, the access starts with the subscription
         await super().wait(limit)
 
     def end(self, error: Exception | None = None) -> None:

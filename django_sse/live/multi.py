@@ -283,7 +283,7 @@ class MultiSubscription(Subscription):
             for group, position in found.items():
                 self._ids.move(group, position)
             self._members = {g: _Member(self, g, starts[g]) for g in self.groups}
-            await asyncio.gather(*(member.setup() for member in self._members.values()))
+            await asyncio.gather(*(member.open() for member in self._members.values()))
             failed = next((m.error for m in self._members.values() if m.error), None)
             if failed is not None:
                 raise failed

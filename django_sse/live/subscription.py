@@ -13,10 +13,10 @@ hub reports events lost (``gap``), the subscriber gets a ``reset`` event: its id
 client resumes from. For a subscriber with a filter that id is an opaque token (tokens.py): the
 group's position would tell it how many events it was not allowed to see.
 
-``EventSourceResponse`` drives a ``Subscription`` directly (it has the same small interface as
-the response's ``StreamPump``), so a subscriber costs no task of its own (a replaying one has a
-task while it reads a page). It is also a plain async iterator of ``EncodedEvent`` for views
-that wrap it in their own generator.
+``EventSourceResponse`` drives a ``Subscription`` directly (it is a ``Source``, the response's
+one interface, as the generator source is), so a subscriber costs no task of its own (a
+replaying one has a task while it reads a page). It is also a plain async iterator of
+``EncodedEvent`` for views that wrap it in their own generator.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from collections.abc import Callable, Sequence
 from asgiref.sync import async_to_sync
 
 from .. import conf
-from ..encoding import EncodedEvent, encode_event, jittered_retry
+from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
+from ..source import Source
 from .budget import process_budget
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
@@ -48,15 +49,6 @@ RESET_EVENT = "reset"
 # hold about PAGE_BYTES (at most PAGE_SIZE events).
 FIRST_PAGE_SIZE = 16
 PAGE_BYTES = 256 * 1024
-
-# The reconnection delay a failed subscription asks for, in milliseconds: random in this range,
-# so that clients cut off together (a broker outage, a slow log) do not come back together.
-RETRY_AFTER_FAILURE_MS = (1000, 3000)
-
-
-def retry_after_failure() -> bytes:
-    """The ``retry:`` field that ends a subscription which failed (see stream.py)."""
-    return jittered_retry(RETRY_AFTER_FAILURE_MS)
 
 
 def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -> EncodedEvent:
@@ -83,8 +75,11 @@ def _resolve(future: asyncio.Future[None] | None) -> None:
         future.set_result(None)
 
 
-class Subscription:
+class Subscription(Source):
     """One subscriber of one group (see the module docstring)."""
+
+    # A client cut off by a failure resumes by id: the stream ends with a ``retry:``.
+    resumable = True
 
     def __init__(
         self,
@@ -130,14 +125,11 @@ class Subscription:
         self.lagged = False
         self.exhausted = False  # wrote SUBSCRIBER_MAX_BYTES: the client goes on on a new connection
 
-    # --- the interface EventSourceResponse drives (the same as StreamPump's) ---
+    # --- the ``Source`` EventSourceResponse drives ---
 
     @property
     def has_data(self) -> bool:
         return bool(self._pending)
-
-    def start(self) -> None:
-        """Nothing to start: joining needs to await, and happens in the first ``wait``."""
 
     def take(self) -> bytes:
         """Everything buffered, as one write: a lagging client gets its backlog coalesced.
@@ -162,8 +154,11 @@ class Subscription:
         self._spend(len(data))
         return data
 
-    async def setup(self) -> None:
-        """Join the hub and read the first replay page; ``wait`` does it too, the first time."""
+    async def open(self, first_event_wait: float = 0.0) -> None:
+        """Join the hub and read the first replay page; ``wait`` does it too, the first time.
+
+        Nothing to wait for: joining and replaying is all that can fail early.
+        """
         if not self._set_up:
             await self._setup()
 
