@@ -1,10 +1,10 @@
-"""Drive a stream's source in a task of its own, into a bounded buffer of encoded events.
+"""Drive a view's generator in a task of its own, into a bounded buffer of encoded events.
 
 The response has to wake up for two reasons: the source produced something, or the stream has
-been idle for the ping interval. Waiting on the source directly with a timeout would cancel its
-pending step (and lose or corrupt the item being produced). So the source runs in its own task,
-the response waits on the buffer, and the buffer's size bounds how far the source runs ahead.
-Whatever piles up while the client is slow goes out as one coalesced write.
+been idle for the ping interval. Waiting on the generator directly with a timeout would cancel
+its pending step (and lose or corrupt the item being produced). So the generator runs in its own
+task, the response waits on the buffer, and the buffer's size bounds how far the generator runs
+ahead. Whatever piles up while the client is slow goes out as one coalesced write.
 """
 
 from __future__ import annotations
@@ -13,35 +13,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from .buffer import BufferedSource, resolve
 from .encoding import encode_item
-from .source import Source
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class StreamPump(Source):
+class StreamPump(BufferedSource):
     """The source of a view's generator: a task that encodes its items into the buffer."""
 
     # A generator cannot be resumed: its stream ends with it, and its errors are raised early.
     resumable = False
 
     def __init__(self, source: AsyncIterator[Any], *, limit: int) -> None:
+        super().__init__()
         self._source = source
         self._limit = max(1, limit)
-        self._chunks: list[bytes] = []
-        self._readable: asyncio.Future[None] | None = None
         self._writable: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
-        self.finished = False
-        self.error: Exception | None = None
-
-    @property
-    def has_data(self) -> bool:
-        return bool(self._chunks)
 
     async def open(self, first_event_wait: float = 0.0) -> None:
         if self._task is None:
@@ -56,59 +43,26 @@ class StreamPump(Source):
                 chunk = encode_item(item)
                 if not chunk:
                     continue
-                self._chunks.append(chunk)
-                if self._readable is not None:
-                    _resolve(self._readable)
-                if len(self._chunks) >= self._limit:
+                self._pending.append(chunk)
+                self._wake()
+                if len(self._pending) >= self._limit:
                     self._writable = loop.create_future()
                     await self._writable
         except Exception as exc:
             self.error = exc
         finally:
-            self.finished = True
-            if self._readable is not None:
-                _resolve(self._readable)
+            self._finish()
 
     def take(self) -> bytes:
-        """Everything buffered, as one write."""
-        data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-        self._chunks.clear()
+        data = super().take()
         if self._writable is not None:
-            _resolve(self._writable)
+            resolve(self._writable)
             self._writable = None
         return data
 
-    def waiter(self, limit: float | None) -> asyncio.Future[None] | None:
-        """A future done when there is data, the source has finished, or ``limit`` seconds passed.
-
-        ``None`` when there is no need to wait.
-        """
-        if self._chunks or self.finished:
-            return None
-        self._disarm()
-        loop = asyncio.get_running_loop()
-        future = self._readable = loop.create_future()
-        if limit:
-            self._timer = loop.call_later(limit, _resolve, future)
-        return future
-
-    async def wait(self, limit: float | None) -> None:
-        """Return when there is data, the source has finished, or ``limit`` seconds passed."""
-        future = self.waiter(limit)
-        if future is not None:
-            try:
-                await future
-            finally:
-                self._disarm()
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     async def close(self) -> None:
-        """Stop the source and let its ``finally`` blocks run before returning."""
-        self._disarm()
+        """Stop the generator and let its ``finally`` blocks run before returning."""
+        self._idle.cancel()
         task = self._task
         if task is not None and not task.done():
             task.cancel()

@@ -194,10 +194,14 @@ class Hub:
         self._renewer: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        self.waker = Waker()
+        self._waker = Waker()
         self.received = 0  # messages taken from the layer, for tests and benchmarks
         self.renewals = 0  # passes of the membership renewal completed
         self._heard = 0  # the last heartbeat received on the current channel
+
+    def wake(self, future: asyncio.Future[None]) -> None:
+        """Resolve a subscriber's future, spread over turns of the loop (see ``Waker``)."""
+        self._waker.wake(future)
 
     @property
     def channels(self) -> int:

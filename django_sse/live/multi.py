@@ -124,15 +124,15 @@ class _Member(Subscription):
         )
         self.stream = stream
         # One buffer for every group: its order is the order the ids are written in.
-        self._pending = stream._pending
+        self._pending = stream.buffer
 
     def _queue(self, delivery: Delivery) -> None:
-        self.stream._deliver(self.group, delivery)
+        self.stream.deliver(self.group, delivery)
 
     def _queue_reset(
         self, reason: str, last_event_id: str | None, position: EventKey | None
     ) -> None:
-        self.stream._deliver_reset(self.group, reason, last_event_id is not None, position)
+        self.stream.deliver_reset(self.group, reason, last_event_id is not None, position)
 
     def end(self, error: Exception | None = None) -> None:
         super().end(error)
@@ -257,14 +257,22 @@ class MultiSubscription(Subscription):
         """The cursor of every group's position as of the last event buffered."""
         return self._ids.cursor().decode()
 
-    def _deliver(self, group: str, delivery: Delivery) -> None:
+    # --- what its members call ---
+
+    @property
+    def buffer(self) -> list[bytes]:
+        """The stream's buffer, which its members share: one queue bound for all the groups."""
+        return self._pending
+
+    def deliver(self, group: str, delivery: Delivery) -> None:
+        """Buffer an event of ``group``, with this stream's id, and wake the response."""
         event = self._ids.event(group, delivery)
         if event is not None:
-            self._pending.append(event)  # type: ignore[arg-type]  # bytes: what take() joins
+            self._pending.append(event)
             if self._waiter is not None:
                 self._wake()
 
-    def _deliver_reset(
+    def deliver_reset(
         self, group: str, reason: str, from_client: bool, position: EventKey | None
     ) -> None:
         last_event_id = self.connection_id if from_client else None

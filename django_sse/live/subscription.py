@@ -24,19 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from asgiref.sync import async_to_sync
 
 from .. import conf
+from ..buffer import BufferedSource, resolve
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
-from ..source import Source
 from .budget import process_budget
+from .catchup import FIRST_PAGE_SIZE, merge_page
 from .db import release_database_connections
 from .delivery import Delivery, EventKey, format_id, parse_id
 from .groups import validate_group
 from .hub import Hub, get_hub
-from .replay import PAGE_SIZE, ReplayLog, get_log
+from .replay import ReplayLog, get_log
 from .tokens import seal, unseal
 
 logger = logging.getLogger("django_sse")
@@ -44,11 +46,6 @@ logger = logging.getLogger("django_sse")
 EventFilter = Callable[[Delivery], bool]
 
 RESET_EVENT = "reset"
-
-# A replay's first page is small: the size of the group's events is not known yet. Later pages
-# hold about PAGE_BYTES (at most PAGE_SIZE events).
-FIRST_PAGE_SIZE = 16
-PAGE_BYTES = 256 * 1024
 
 
 def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -> EncodedEvent:
@@ -70,12 +67,7 @@ def resume_position(last_event_id: str) -> EventKey | None:
     return parse_id(last_event_id) or unseal(last_event_id)
 
 
-def _resolve(future: asyncio.Future[None] | None) -> None:
-    if future is not None and not future.done():
-        future.set_result(None)
-
-
-class Subscription(Source):
+class Subscription(BufferedSource):
     """One subscriber of one group (see the module docstring)."""
 
     # A client cut off by a failure resumes by id: the stream ends with a ``retry:``.
@@ -90,6 +82,7 @@ class Subscription(Source):
         queue_size: int | None = None,
         release_database: bool = True,
     ) -> None:
+        super().__init__()
         self.group = validate_group(group)
         self.last_event_id = last_event_id
         self.filter = filter
@@ -98,8 +91,6 @@ class Subscription(Source):
         self.max_bytes: int | None = int(max_bytes) if max_bytes else None
         self.written = 0
         self._release_database = release_database
-        # A list, not a deque: an empty deque costs 760 bytes, times every idle connection.
-        self._pending: list[EncodedEvent] = []
         self._capacity = self.limit
         # Replaying: live events are ignored (the log has them); ``_after`` is the last event
         # read from the log, ``_fetch`` the task reading the next page.
@@ -111,25 +102,13 @@ class Subscription(Source):
         # Live events up to this one were replayed already.
         self._floor: EventKey | None = None
         self._filter_failed = False
-        self._waiter: asyncio.Future[None] | None = None
-        # The ping timer: armed once and moved on lazily, not re-created for every event (with
-        # 5,000 subscribers that was 50,000 timers a second, a tenth of the fan-out's CPU).
-        self._deadline: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = 0.0
         self._hub: Hub | None = None
         self._set_up = False
         self._closed = False
-        self.finished = False
-        self.error: Exception | None = None
         self.lagged = False
         self.exhausted = False  # wrote SUBSCRIBER_MAX_BYTES: the client goes on on a new connection
 
     # --- the ``Source`` EventSourceResponse drives ---
-
-    @property
-    def has_data(self) -> bool:
-        return bool(self._pending)
 
     def take(self) -> bytes:
         """Everything buffered, as one write: a lagging client gets its backlog coalesced.
@@ -138,18 +117,14 @@ class Subscription(Source):
         dropped with the subscription, and the client resumes after the last event it got.
         """
         pending = self._pending
-        if len(pending) == 1:
-            data: bytes = pending[0]
-        else:
-            if self.max_bytes is not None:
-                room = self.max_bytes - self.written
-                for index, event in enumerate(pending):
-                    room -= len(event)
-                    if room <= 0:
-                        del pending[index + 1 :]
-                        break
-            data = b"".join(pending)
-        pending.clear()
+        if self.max_bytes is not None and len(pending) > 1:
+            room = self.max_bytes - self.written
+            for index, event in enumerate(pending):
+                room -= len(event)
+                if room <= 0:
+                    del pending[index + 1 :]
+                    break
+        data = super().take()
         self._capacity = self.limit
         self._spend(len(data))
         return data
@@ -163,54 +138,18 @@ class Subscription(Source):
             await self._setup()
 
     async def wait(self, limit: float | None) -> None:
-        """Return when there is data, the subscription ended, or ``limit`` seconds passed."""
         if not self._set_up:
             await self._setup()
-        future = self.waiter(limit)
-        if future is not None:
-            await future
+        await super().wait(limit)
 
     def waiter(self, limit: float | None) -> asyncio.Future[None] | None:
-        """``wait`` without a coroutine: a future to await, or ``None`` when there is no need.
-
-        The response awaits this once per delivery; a coroutine object less per wake-up is
-        garbage the collector never has to trace (it dominated fan-out to thousands).
-        """
-        if self._pending or self.finished or not self._set_up:
+        if not self._set_up:
             return None
-        loop = asyncio.get_running_loop()
-        future = self._waiter = loop.create_future()
-        if self._replaying and self._fetch is None:
+        future = super().waiter(limit)
+        if future is not None and self._replaying and self._fetch is None:
             # The previous page was taken: read the next one.
-            self._fetch = loop.create_task(self._fetch_pages())
-        if limit:
-            deadline = self._deadline = loop.time() + limit
-            if self._timer is None or self._timer_when > deadline:
-                self._arm(loop, deadline)
-        else:
-            self._deadline = None
+            self._fetch = asyncio.get_running_loop().create_task(self._fetch_pages())
         return future
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_when = when
-        self._timer = loop.call_at(when, self._timer_fired, loop)
-
-    def _timer_fired(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if self._waiter is None or deadline is None:
-            return  # the next wait arms it again
-        if deadline <= self._timer_when:
-            _resolve(self._waiter)
-        else:  # events came since it was armed: the stream has not been idle that long
-            self._arm(loop, deadline)
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     async def close(self) -> None:
         """Leave the hub; safe to call more than once, and from a cancelled task."""
@@ -222,15 +161,7 @@ class Subscription(Source):
         if fetch is not None and fetch is not asyncio.current_task():
             fetch.cancel()
             await asyncio.wait([fetch])
-        if self._closed:
-            return
-        self._closed = True
-        self.finished = True
-        self._pending.clear()
-        self._replaying = False
-        self._disarm()
-        _resolve(self._waiter)
-        process_budget().release(self)
+        self._tear_down()
 
     # --- a plain async iterator of encoded events ---
 
@@ -244,7 +175,8 @@ class Subscription(Source):
                 if not self._pending:
                     self._capacity = self.limit
                 self._spend(len(event))
-                return event
+                # The hub's encoded bytes (a multi-group stream's own, rewritten with its ids).
+                return cast(EncodedEvent, event)
             if self.finished:
                 if self.error is not None:
                     error, self.error = self.error, None
@@ -289,9 +221,9 @@ class Subscription(Source):
         if waiter is not None:
             self._waiter = None
             if self._hub is not None:
-                self._hub.waker.wake(waiter)
+                self._hub.wake(waiter)
             else:
-                _resolve(waiter)
+                resolve(waiter)
         return True
 
     def reset(self, reason: str, position: EventKey) -> bool:
@@ -309,19 +241,23 @@ class Subscription(Source):
         """Stop, dropping what is buffered: the client resumes from its last id on reconnect."""
         if self._closed:
             return
-        self._closed = True
-        self.finished = True
         self.error = error
-        self._pending.clear()
-        self._replaying = False
         fetch = self._fetch
         if fetch is not None and fetch is not asyncio.current_task():
             fetch.cancel()
-        self._disarm()
-        _resolve(self._waiter)
-        process_budget().release(self)
+        self._tear_down()
 
     # --- internals ---
+
+    def _tear_down(self) -> None:
+        """What ``close`` and ``end`` both do, once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pending.clear()
+        self._replaying = False
+        self._finish()
+        process_budget().release(self)
 
     def _queue(self, delivery: Delivery) -> None:
         """Buffer one event for the client (a member of a multi-group stream rewrites its id)."""
@@ -337,9 +273,9 @@ class Subscription(Source):
         if waiter is not None:
             self._waiter = None
             if self._hub is not None:
-                self._hub.waker.wake(waiter)
+                self._hub.wake(waiter)
             else:
-                _resolve(waiter)
+                resolve(waiter)
 
     def _spend(self, size: int) -> None:
         self.written += size
@@ -400,25 +336,13 @@ class Subscription(Source):
         page = await self._log.read(self.group, self._after, self._page_size)
         if not self._replaying:
             return  # ended meanwhile
-        if page.reset is not None:
-            self._go_live(page.reset)
-            return
-        size = 0
-        for delivery in page.deliveries:
-            self._after = delivery.key
-            size += len(delivery.wire)
+        merge = merge_page(page, self._after, self._page_size, self._hub.position(self.group))
+        self._after, self._page_size = merge.replayed_up_to, merge.page_size
+        for delivery in merge.events:
             if self.filter is None or self._accepts(delivery):
                 self._queue(delivery)
-        if page.deliveries:
-            # Pages of about PAGE_BYTES: a hundred small events, a few big ones.
-            average = max(1, size // len(page.deliveries))
-            self._page_size = max(1, min(PAGE_SIZE, PAGE_BYTES // average))
-        position = self._hub.position(self.group)
-        if position is None or self._after >= position:
-            self._go_live()
-        elif not page.deliveries:
-            # The hub dispatched events the log does not hold (it lost them): say so.
-            self._go_live("gap")
+        if merge.live:
+            self._go_live(merge.reset)
 
     async def _fetch_pages(self) -> None:
         try:
@@ -431,7 +355,7 @@ class Subscription(Source):
         finally:
             self._fetch = None
         if self._pending or self.finished:
-            _resolve(self._waiter)
+            resolve(self._waiter)
 
     async def _setup(self) -> None:
         self._set_up = True
