@@ -17,9 +17,10 @@ from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 from django.test import override_settings
 
 from django_sse import publish, subscribe
-from django_sse.live import hub as hub_module
+from django_sse.live import heartbeat
 from django_sse.live.delivery import Delivery, EventKey
-from django_sse.live.hub import HEARTBEAT_TYPE, Hub, LayerFailure, get_hub
+from django_sse.live.heartbeat import HEARTBEAT_TYPE, LayerFailure
+from django_sse.live.hub import Hub, get_hub
 from tests.waiting import until_async as until
 
 _names = itertools.count()
@@ -70,7 +71,7 @@ class Recorder:
 
 @pytest.fixture(autouse=True)
 def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub_module, "HEARTBEAT_INTERVAL", 0.02)
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_INTERVAL", 0.02)
 
 
 async def test_a_healthy_layer_keeps_its_subscribers() -> None:

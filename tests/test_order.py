@@ -21,7 +21,8 @@ from django_sse import publish, subscribe
 from django_sse.live.delivery import Delivery, EventKey, format_id, parse_id
 from django_sse.live.hub import Hub, current_layer
 from django_sse.live.publish import make_record
-from django_sse.live.replay import PAGE_SIZE, get_log, reset_logs
+from django_sse.live.replay import PAGE_SIZE, get_log
+from django_sse.live.state import live_state
 from django_sse.live.subscription import FIRST_PAGE_SIZE
 from django_sse.live.tokens import seal, unseal
 from django_sse.stream import RETRY_AFTER_FAILURE_MS, retry_after_failure
@@ -38,9 +39,9 @@ def group() -> str:
 
 @pytest.fixture(autouse=True)
 def fresh_logs() -> Iterator[None]:
-    reset_logs()
+    live_state.reset()
     yield
-    reset_logs()
+    live_state.reset()
 
 
 class Recorder:

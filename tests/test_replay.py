@@ -261,12 +261,13 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
     from django.test import override_settings
 
     from django_sse import publish_sync
-    from django_sse.live.replay import get_log, reset_logs
+    from django_sse.live.replay import get_log
+    from django_sse.live.state import live_state
 
     prefix = "test-leak-" + uuid.uuid4().hex[:8]
     options = {"REPLAY_BACKEND": "redis", "REDIS_URL": redis_url, "KEY_PREFIX": prefix}
     with override_settings(DJANGO_SSE=options):
-        reset_logs()
+        live_state.reset()
         try:
             publish_sync("g", 0)
             before = len(os.listdir("/proc/self/fd"))
@@ -278,7 +279,7 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
             assert len(os.listdir("/proc/self/fd")) <= before + 2
             SyncRedis.from_url(redis_url).delete(log.key("g"), log.position_key("g"))
         finally:
-            reset_logs()
+            live_state.reset()
 
 
 def test_ids_beyond_64_bits_are_not_ids() -> None:

@@ -86,7 +86,7 @@ def test_publish_sync_from_many_threads_at_once(redis_url: str) -> None:
     from django.test import override_settings
 
     from django_sse import publish_sync
-    from django_sse.live.replay import reset_logs
+    from django_sse.live.state import live_state
 
     options = {
         "REPLAY_BACKEND": "redis",
@@ -103,7 +103,7 @@ def test_publish_sync_from_many_threads_at_once(redis_url: str) -> None:
                 ids.append(event_id)
 
     with override_settings(DJANGO_SSE=options):
-        reset_logs()
+        live_state.reset()
         try:
             threads = [threading.Thread(target=publisher, args=(k,)) for k in range(8)]
             for thread in threads:
@@ -111,7 +111,7 @@ def test_publish_sync_from_many_threads_at_once(redis_url: str) -> None:
             for thread in threads:
                 thread.join(60)
         finally:
-            reset_logs()
+            live_state.reset()
     assert len(set(ids)) == 8 * 50
 
 

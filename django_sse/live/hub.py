@@ -9,15 +9,16 @@ no task per event.
 
 ``receive()`` is never wrapped in a timeout: ``RedisPubSubChannelLayer`` unsubscribes a channel
 whose ``receive()`` is cancelled and drops what was queued for it. The receive task is cancelled
-only when no group is left, and then the channel is abandoned with it.
+only when no group is left or the layer failed (``_fail``), and the channel is abandoned with it.
 
 A broker connection can fail without ``receive()`` ever raising: ``RedisPubSubChannelLayer``
 logs the error, reconnects and resubscribes by itself, and whatever was published before it
 resubscribed is silently gone. So on a layer other than the in-memory one the hub sends itself a
-numbered heartbeat every ``HEARTBEAT_INTERVAL`` seconds. A heartbeat that cannot be sent, one
-that is lost (the next one arrives first) or silence for ``HEARTBEAT_MISSES`` intervals means
-live events may have been lost: the hub ends every local subscriber, whose clients reconnect
-with their last id and get what they missed from the replay log, and the next join starts over.
+numbered heartbeat every ``HEARTBEAT_INTERVAL`` seconds (heartbeat.py). A heartbeat that cannot
+be sent, one that is lost (the next one arrives first) or silence for ``HEARTBEAT_MISSES``
+intervals means live events may have been lost: the hub ends every local subscriber, whose
+clients reconnect with their last id and get what they missed from the replay log, and the next
+join starts over.
 
 **Order.** The replay log numbers each group's events without gaps (``<epoch>-<sequence>``,
 see replay.py), but publishers in several coroutines or processes send them through the layer
@@ -39,11 +40,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from typing import Any, Protocol
 
-from channels.exceptions import ChannelFull  # type: ignore[import-untyped]
 from channels.layers import (  # type: ignore[import-untyped]
     BaseChannelLayer,
     InMemoryChannelLayer,
@@ -54,26 +53,18 @@ from django.core.exceptions import ImproperlyConfigured
 from .. import conf
 from .delivery import MESSAGE_TYPE, Delivery, EventKey
 from .groups import layer_group
+from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
 from .replay import PAGE_SIZE, ReplayLog, get_log
+from .state import live_state
 
 logger = logging.getLogger("django_sse")
 
 # Layers forget a group membership after ``group_expiry`` (a day by default); a hub that lives
 # longer renews its memberships well before that.
 MAX_RENEW_INTERVAL = 3600.0
-HEARTBEAT_TYPE = "django_sse.heartbeat"
-HEARTBEAT_INTERVAL = 1.0
-# Generous: a busy hub may take a while to reach a heartbeat queued behind many events.
-HEARTBEAT_MISSES = 5
 # A control message: end every local subscriber of its group (access.py: a user's streams on
 # logout). It carries only ``group``; nothing of it is written to any client.
 END_TYPE = "django_sse.end"
-# Every this many heartbeats, groups are checked for events logged but never received.
-AUDIT_EVERY = 5
-
-
-class LayerFailure(ConnectionError):
-    """The channel layer lost or could not carry this process's messages."""
 
 
 class Subscriber(Protocol):
@@ -87,12 +78,8 @@ class Subscriber(Protocol):
         """Events up to ``position`` are lost for good; ``False`` as for ``push``."""
 
 
-_fallback_layer: InMemoryChannelLayer | None = None
-
-
 def current_layer() -> BaseChannelLayer:
     """The configured channel layer, or a process-wide in-memory one when none is configured."""
-    global _fallback_layer
     layer = get_channel_layer(conf.get("CHANNEL_LAYER"))
     if layer is None:
         if conf.get("CHANNEL_LAYER") != "default":
@@ -100,9 +87,9 @@ def current_layer() -> BaseChannelLayer:
                 f'DJANGO_SSE["CHANNEL_LAYER"] = {conf.get("CHANNEL_LAYER")!r} is not in '
                 "CHANNEL_LAYERS."
             )
-        if _fallback_layer is None:
-            _fallback_layer = InMemoryChannelLayer()
-        return _fallback_layer
+        if live_state.fallback_layer is None:
+            live_state.fallback_layer = InMemoryChannelLayer()
+        return live_state.fallback_layer
     if "groups" not in getattr(layer, "extensions", ["groups"]):
         raise ImproperlyConfigured("django_sse needs a channel layer with the groups extension.")
     return layer
@@ -192,12 +179,11 @@ class Hub:
         self._lock = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._audit()))
         self._background: set[asyncio.Task[None]] = set()
         self._waker = Waker()
         self.received = 0  # messages taken from the layer, for tests and benchmarks
         self.renewals = 0  # passes of the membership renewal completed
-        self._heard = 0  # the last heartbeat received on the current channel
 
     def wake(self, future: asyncio.Future[None]) -> None:
         """Resolve a subscriber's future, spread over turns of the loop (see ``Waker``)."""
@@ -221,10 +207,11 @@ class Hub:
     def stats(self) -> dict[str, Any]:
         """A snapshot for health checks and leak tests: what this hub holds right now.
 
-        ``tasks`` counts the hub's own live tasks (receive, renew, pending group releases): with
+        ``tasks`` counts the hub's own live tasks (receive, renew, heartbeat, gap fillers, pending
+        group releases and audits): with
         no subscriber left and the background work done, everything here is zero or empty.
         """
-        own = [self._receiver, self._renewer, self._watcher, *self._background]
+        own = [self._receiver, self._renewer, self._heartbeat.task, *self._background]
         return {
             "groups": self.groups(),
             "subscribers": sum(len(group.members) for group in self._groups.values()),
@@ -274,7 +261,7 @@ class Hub:
                     loop = asyncio.get_running_loop()
                     self._receiver = loop.create_task(self._receive(self.channel))
                     if not isinstance(self.layer, InMemoryChannelLayer):
-                        self._watcher = loop.create_task(self._watch(self.channel))
+                        self._heartbeat.start(self.channel)
                 await self.layer.group_add(layer_group(group), self.channel)
                 self._start_renewer()
             # After group_add: every event after this position reaches the channel (or is
@@ -318,13 +305,13 @@ class Hub:
 
     async def _stop(self) -> None:
         # Nobody is left: let the channel go with its receive task (see the module docstring).
-        for task in (self._receiver, self._renewer, self._watcher):
+        for task in (self._receiver, self._renewer, self._heartbeat.task):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
-        self._receiver = self._renewer = self._watcher = None
+        self._receiver = self._renewer = None
+        self._heartbeat.forget()
         self.channel = None
-        self._heard = 0
 
     def _start_renewer(self) -> None:
         expiry = getattr(self.layer, "group_expiry", None)
@@ -363,10 +350,9 @@ class Hub:
             self.received += 1
             kind = message.get("type")
             if kind == HEARTBEAT_TYPE:
-                if message.get("n") != self._heard + 1:
+                if not self._heartbeat.received(message.get("n")):
                     self._fail(LayerFailure("The channel layer lost a heartbeat of this process"))
                     return
-                self._heard += 1
                 continue
             if kind == END_TYPE:
                 self.end_group(message["group"])
@@ -377,26 +363,6 @@ class Hub:
                 self.dispatch(Delivery.from_message(message))
             except Exception:
                 logger.exception("Could not dispatch a message from the channel layer")
-
-    async def _watch(self, channel: str) -> None:
-        sent = 0
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            if sent - self._heard >= HEARTBEAT_MISSES:
-                self._fail(LayerFailure("The channel layer stopped delivering to this process"))
-                return
-            try:
-                await self.layer.send(channel, {"type": HEARTBEAT_TYPE, "n": sent + 1})
-            except ChannelFull:
-                # A burst filled the channel (RedisChannelLayer drops events past its capacity:
-                # the order check reads them from the log). The layer works: try again later.
-                continue
-            except Exception as exc:
-                self._fail(exc)
-                return
-            sent += 1
-            if sent % AUDIT_EVERY == 0:
-                self._spawn(self._audit())
 
     def dispatch(self, delivery: Delivery) -> None:
         """Hand one event to every local subscriber of its group, in the group's order."""
@@ -537,12 +503,12 @@ class Hub:
             sum(len(state.members) for state in groups.values()),
         )
         channel, self.channel = self.channel, None
-        self._heard = 0
         current = asyncio.current_task()
-        for task in (self._receiver, self._renewer, self._watcher):
+        for task in (self._receiver, self._renewer, self._heartbeat.task):
             if task is not None and task is not current:
                 task.cancel()
-        self._receiver = self._renewer = self._watcher = None
+        self._receiver = self._renewer = None
+        self._heartbeat.forget()
         for state in groups.values():
             for subscriber in state.members:
                 subscriber.end(error)
@@ -559,25 +525,24 @@ class Hub:
                 logger.info("Could not leave channel-layer group %s after a failure", group)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
-
-
 def get_hub() -> Hub:
     """The hub of the running event loop (tests run several loops in one process)."""
     loop = asyncio.get_running_loop()
     layer = current_layer()
-    hub = _hubs.get(loop)
+    hub = live_state.hubs.get(loop)
     if hub is None or hub.layer is not layer:
-        hub = _hubs[loop] = Hub(layer)
+        hub = live_state.hubs[loop] = Hub(layer)
     return hub
 
 
 def listening_loops() -> list[asyncio.AbstractEventLoop]:
     """Event loops whose hub currently holds a channel."""
     # A stopped loop would never run what is handed to it: publish_sync would wait forever.
-    return [loop for loop, hub in list(_hubs.items()) if hub.channel and loop.is_running()]
+    return [
+        loop for loop, hub in list(live_state.hubs.items()) if hub.channel and loop.is_running()
+    ]
 
 
 def hub_loops() -> list[asyncio.AbstractEventLoop]:
     """Every event loop that has a hub (``shutdown`` finishes those a server left stopped)."""
-    return list(_hubs)
+    return list(live_state.hubs)

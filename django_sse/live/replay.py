@@ -40,6 +40,7 @@ from django.core.exceptions import ImproperlyConfigured
 from .. import conf
 from .delivery import Delivery, EventKey, format_id, parse_id, with_id
 from .redis_retry import retry_options
+from .state import live_state
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -426,23 +427,20 @@ def _delivery(group: str, event_id: str, fields: dict[Any, Any]) -> Delivery:
     )
 
 
-_logs: dict[tuple[Any, ...], ReplayLog] = {}
-_logs_lock = threading.Lock()
-
-
 def get_log() -> ReplayLog:
     """The replay log the settings describe (one per distinct configuration, per process)."""
     backend = conf.get("REPLAY_BACKEND")
     window = int(conf.get("REPLAY_WINDOW"))
     ttl = float(conf.get("REPLAY_TTL"))
     config = (backend, window, ttl, conf.get("REDIS_URL"), conf.get("KEY_PREFIX"))
-    log = _logs.get(config)
+    logs = live_state.logs
+    log = logs.get(config)
     if log is not None:
         return log
-    with _logs_lock:
-        log = _logs.get(config)
+    with live_state.logs_lock:
+        log = logs.get(config)
         if log is None:
-            log = _logs[config] = _make_log(*config)
+            log = logs[config] = _make_log(*config)
         return log
 
 
@@ -458,9 +456,3 @@ def _make_log(backend: Any, window: int, ttl: float, url: Any, prefix: Any) -> R
     raise ImproperlyConfigured(
         f'DJANGO_SSE["REPLAY_BACKEND"] must be "memory", "redis" or None, not {backend!r}.'
     )
-
-
-def reset_logs() -> None:
-    """Forget every log (tests switch settings between cases)."""
-    with _logs_lock:
-        _logs.clear()

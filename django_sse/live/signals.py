@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from .. import conf
 from .groups import validate_group
 from .schemas import default_schema
+from .state import live_state
 
 __all__ = [
     "ACTIONS",
@@ -169,9 +170,6 @@ def _never_raise(handler: Callable[..., None]) -> Callable[..., None]:
     return guarded
 
 
-_registry: dict[type[models.Model], Registration] = {}
-
-
 def register(
     model: type[models.Model],
     *,
@@ -187,7 +185,7 @@ def register(
     each object also gets ``"<group>.<pk>"`` unless ``object_groups=False``. ``events`` renames
     the ``created``/``updated``/``deleted`` events, e.g. ``{"created": "item_created"}``.
     """
-    if model in _registry:
+    if model in live_state.models:
         raise ValueError(f"{model.__name__} is already registered for live updates.")
     unknown = set(events or {}) - set(ACTIONS)
     if unknown:
@@ -230,12 +228,12 @@ def register(
     pre_delete.connect(receivers[1], sender=model, weak=False, dispatch_uid=uid)
     post_delete.connect(receivers[2], sender=model, weak=False, dispatch_uid=uid)
     registration.receivers = receivers
-    _registry[model] = registration
+    live_state.models[model] = registration
     return registration
 
 
 def unregister(model: type[models.Model]) -> None:
-    registration = _registry.pop(model, None)
+    registration = live_state.models.pop(model, None)
     if registration is None:
         return
     uid = f"django_sse:{model._meta.label_lower}"
@@ -246,7 +244,7 @@ def unregister(model: type[models.Model]) -> None:
 
 def registration_for(model: type[models.Model]) -> Registration:
     try:
-        return _registry[model]
+        return live_state.models[model]
     except KeyError:
         raise ValueError(f"{model.__name__} is not registered: call register() first.") from None
 
