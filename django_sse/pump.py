@@ -17,7 +17,7 @@ from .buffer import BufferedSource, resolve
 from .encoding import encode_item
 
 
-class StreamPump(BufferedSource):
+class GeneratorSource(BufferedSource):
     """The source of a view's generator: a task that encodes its items into the buffer."""
 
     # A generator cannot be resumed: its stream ends with it, and its errors are raised early.

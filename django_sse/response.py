@@ -17,9 +17,9 @@ from django.http import StreamingHttpResponse
 
 from . import conf
 from .encoding import encode_item
-from .pump import StreamPump
+from .pump import GeneratorSource
 from .source import Source
-from .stream import EventStream
+from .stream import ResponseBody
 from .threaded import iterate_in_thread
 
 DEFAULT_HEADERS = {
@@ -143,17 +143,19 @@ class EventSourceResponse(StreamingHttpResponse):
             # saves a task per connection.
             self._source = content
         elif isinstance(content, AsyncIterable):
-            self._source = StreamPump(aiter(content), limit=conf.get("STREAM_BUFFER"))
+            self._source = GeneratorSource(aiter(content), limit=conf.get("STREAM_BUFFER"))
         elif isinstance(content, Iterable):
             self._sync_content = content
-            self._source = StreamPump(iterate_in_thread(content), limit=conf.get("STREAM_BUFFER"))
+            self._source = GeneratorSource(
+                iterate_in_thread(content), limit=conf.get("STREAM_BUFFER")
+            )
         else:
             raise TypeError(
                 "EventSourceResponse content must be an iterable or async iterable, "
                 f"not {type(content).__name__}."
             )
-        self._event_stream: EventStream | None = (
-            EventStream(self._source, self._ping_interval) if self._source is not None else None
+        self._event_stream: ResponseBody | None = (
+            ResponseBody(self._source, self._ping_interval) if self._source is not None else None
         )
         body: AsyncIterator[bytes] = self._event_stream or _nothing()
         super().__init__(body, status=status, headers=merged, reason=reason)
@@ -260,12 +262,12 @@ class EventSourceResponse(StreamingHttpResponse):
 # cancelled, so the middleware below a sync-only one (WhiteNoise) runs on after Django gave the
 # request up. (The test client runs no such context: its caller reads the response later.)
 
-_unsent: weakref.WeakKeyDictionary[object, list[EventStream]] = weakref.WeakKeyDictionary()
+_unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
 _finished: weakref.WeakSet[object] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def _guard_until_request_finished(stream: EventStream) -> None:
+def _guard_until_request_finished(stream: ResponseBody) -> None:
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is None:
         return

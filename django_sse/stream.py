@@ -49,7 +49,7 @@ def retry_after_failure() -> bytes:
 _NEW, _RUNNING, _DONE = range(3)
 
 
-class EventStream:
+class ResponseBody:
     """Async iterator of the bytes to write: events, ``: ping`` while idle, then the end.
 
     ``ping_interval`` may change while the stream runs: the next wait uses the new value.
@@ -80,7 +80,7 @@ class EventStream:
         self._loop = loop
         quiet_cancelled_requests()
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> ResponseBody:
         return self
 
     def __anext__(self) -> Awaitable[bytes]:
@@ -176,7 +176,7 @@ class _Step:
 
     __slots__ = ("_stream",)
 
-    def __init__(self, stream: EventStream) -> None:
+    def __init__(self, stream: ResponseBody) -> None:
         self._stream = stream
 
     def __await__(self) -> Generator[asyncio.Future[None], None, bytes]:
@@ -194,7 +194,7 @@ class _Step:
 _releasing: set[asyncio.Task[None]] = set()
 
 
-def _start_release(stream: EventStream) -> None:
+def _start_release(stream: ResponseBody) -> None:
     task = asyncio.get_running_loop().create_task(stream.aclose())
     _releasing.add(task)
     task.add_done_callback(_releasing.discard)

@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from django_sse import EventSourceResponse, ServerSentEvent, publish
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.subscription import EventFilter, subscribe
 from django_sse.live.views import SubscriptionView
 from tests.readme import python_blocks, run_as_module
@@ -79,7 +79,7 @@ def own_rows(request: HttpRequest, user: Any) -> EventFilter:
     """
     username = User.objects.get(pk=user.pk).get_username()
 
-    def accepts(delivery: Delivery) -> bool:
+    def accepts(delivery: PublishedEvent) -> bool:
         data = delivery.data
         return isinstance(data, dict) and data.get("owner") == username
 
@@ -112,7 +112,7 @@ class PerUserGroupView(SubscriptionView):
 
 
 def async_filter(request: HttpRequest, user: Any) -> Any:
-    async def accepts(delivery: Delivery) -> bool:
+    async def accepts(delivery: PublishedEvent) -> bool:
         return True
 
     return accepts

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import path
 
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.subscription import EventFilter
 from django_sse.live.views import SubscriptionView
 
@@ -27,7 +27,7 @@ def counted(request: HttpRequest, group: str, **kwargs: Any) -> bool:
 
 
 def only_kept(request: HttpRequest, user: Any) -> EventFilter:
-    def accepts(delivery: Delivery) -> bool:
+    def accepts(delivery: PublishedEvent) -> bool:
         return bool(isinstance(delivery.data, dict) and delivery.data.get("keep"))
 
     return accepts

@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from django_sse import publish
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.subscription import EventFilter
 from django_sse.live.views import SubscriptionView
 
@@ -17,7 +17,7 @@ from django_sse.live.views import SubscriptionView
 def needs_keep(request: HttpRequest, user: Any) -> EventFilter:
     """A filter with a bug: it raises on every event without a ``keep`` field."""
 
-    def accepts(delivery: Delivery) -> bool:
+    def accepts(delivery: PublishedEvent) -> bool:
         return bool(delivery.data["keep"])
 
     return accepts

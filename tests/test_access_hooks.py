@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient
 
 from django_sse.live.access import end_user_streams, user_group
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.hub import get_hub
 from django_sse.live.subscription import Subscription
 from tests.orders.models import Order
@@ -41,8 +41,8 @@ async def logged_in(name: str, *permissions: str) -> tuple[AsyncClient, User]:
     return client, user
 
 
-def delivery(data: bytes) -> Delivery:
-    return Delivery(group="orders.order", id="1-1", wire=b"data: x\n\n", payload=data)
+def delivery(data: bytes) -> PublishedEvent:
+    return PublishedEvent(group="orders.order", id="1-1", wire=b"data: x\n\n", payload=data)
 
 
 @pytest.mark.parametrize("prefix", ["/test/readme/orders", "/test/readme/sync/orders"])

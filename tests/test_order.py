@@ -18,7 +18,7 @@ import pytest
 from django.test import override_settings
 
 from django_sse import publish, subscribe
-from django_sse.live.delivery import Delivery, EventKey, format_id, parse_id
+from django_sse.live.delivery import EventKey, PublishedEvent, format_id, parse_id
 from django_sse.live.hub import Hub, current_layer
 from django_sse.live.publish import make_record
 from django_sse.live.replay import PAGE_SIZE, get_log
@@ -48,8 +48,8 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
-    def push(self, delivery: Delivery) -> bool:
-        self.seen.append(delivery.key[1])
+    def push(self, delivery: PublishedEvent) -> bool:
+        self.seen.append(delivery.position[1])
         return True
 
     def end(self, error: Exception | None = None) -> None:
@@ -60,7 +60,7 @@ class Recorder:
         return True
 
 
-async def logged(group: str, count: int) -> list[Delivery]:
+async def logged(group: str, count: int) -> list[PublishedEvent]:
     """Events written to the log whose live sends are left to the test."""
     return [await get_log().append(group, make_record(n)) for n in range(count)]
 
@@ -73,7 +73,7 @@ async def test_early_events_are_held_and_duplicates_dropped(group: str) -> None:
     for index in [1, 0, 0, 3, 2, 1, 4, 5, 5]:
         hub.dispatch(events[index])
     assert recorder.seen == [1, 2, 3, 4, 5, 6]
-    assert hub.position(group) == events[-1].key
+    assert hub.position(group) == events[-1].position
     hub.leave(group, recorder)
 
 
@@ -108,7 +108,7 @@ async def test_events_of_another_process_memory_log_are_passed_through(group: st
     recorder = Recorder()
     await hub.join(group, recorder)
     foreign = [
-        Delivery(group=group, id=f"7-{n}", wire=b"data: 1\nid: 7-%d\n\n" % n, origin="other")
+        PublishedEvent(group=group, id=f"7-{n}", wire=b"data: 1\nid: 7-%d\n\n" % n, origin="other")
         for n in (2, 1)
     ]
     for delivery in foreign:
@@ -150,7 +150,7 @@ async def test_replay_is_read_in_pages_as_the_response_takes_them(group: str) ->
 async def test_a_filter_that_raises_skips_that_event_only_and_says_so_once(
     group: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def keep(delivery: Delivery) -> bool:
+    def keep(delivery: PublishedEvent) -> bool:
         return bool(delivery.data["keep"])  # KeyError on events without the field
 
     first = await publish(group, {"keep": True, "n": 0})
@@ -170,7 +170,7 @@ async def test_a_filter_that_raises_skips_that_event_only_and_says_so_once(
 async def test_a_filtered_subscribers_reset_hides_the_groups_position(group: str) -> None:
     ids = [await publish(group, {"owner": "other", "n": n}) for n in range(40)]
 
-    def mine(delivery: Delivery) -> bool:
+    def mine(delivery: PublishedEvent) -> bool:
         return bool(delivery.data["owner"] == "me")
 
     subscription = subscribe(group, last_event_id="not-an-id", filter=mine)

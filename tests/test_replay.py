@@ -54,7 +54,7 @@ async def test_memory_pages_are_bounded() -> None:
         if not page.deliveries:
             break
         got += [d.id for d in page.deliveries]
-        after = page.deliveries[-1].key
+        after = page.deliveries[-1].position
     assert got == ids
 
 
@@ -194,7 +194,7 @@ async def test_redis_reset_past_the_window_on_every_page(redis_log: RedisLog) ->
     first_page = await redis_log.read("g", key(ids[-3]), count=1)
     for n in range(300):
         await redis_log.append("g", record(n))
-    assert (await redis_log.read("g", first_page.deliveries[-1].key)).reset == "expired"
+    assert (await redis_log.read("g", first_page.deliveries[-1].position)).reset == "expired"
 
 
 async def test_a_forgotten_group_starts_a_new_epoch(redis_log: RedisLog, redis: Redis) -> None:
@@ -221,7 +221,7 @@ async def test_redis_stores_each_payload_once(redis_log: RedisLog, redis: Redis)
     delivery = await redis_log.append("g", make_record({"blob": big}))
     size = await redis.memory_usage(redis_log.key("g"))
     assert size is not None and size < 1.2 * 1_000_000, size  # before: 2.0 MB
-    [replayed] = (await redis_log.read("g", (delivery.key[0], 0))).deliveries
+    [replayed] = (await redis_log.read("g", (delivery.position[0], 0))).deliveries
     assert replayed.wire == delivery.wire and replayed.data == {"blob": big}
 
 
@@ -237,7 +237,7 @@ async def test_payloads_filters_read_are_those_published(redis_log: RedisLog) ->
         ServerSentEvent(event="only-a-name"),
     ]
     published = [await redis_log.append("g", make_record(e)) for e in events]
-    replayed = (await redis_log.read("g", (published[0].key[0], 0))).deliveries
+    replayed = (await redis_log.read("g", (published[0].position[0], 0))).deliveries
     expected = [{"a": 1}, "one line", "two\r\nlines\rand\nmore", "", None, None]
     assert [d.data for d in published] == expected
     assert [d.data for d in replayed] == expected

@@ -7,7 +7,7 @@ import gc
 import itertools
 import weakref
 
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.subscription import Subscription
 
 INTERVAL = 0.25
@@ -30,7 +30,7 @@ async def test_events_closer_than_the_interval_never_let_the_timer_fire() -> Non
         # due and must move itself on instead of firing.
         for n in range(1, 9):
             await asyncio.sleep(0.05)  # the pace under test (events closer than INTERVAL)
-            subscription.push(Delivery(group=subscription.group, id=f"1-{n}", wire=b"data: x\n\n"))
+            subscription.push(PublishedEvent(group=subscription.group, id=f"1-{n}", wire=b"data: x\n\n"))
 
     feeder = asyncio.create_task(feed())
     taken = 0
@@ -53,7 +53,7 @@ async def test_events_closer_than_the_interval_never_let_the_timer_fire() -> Non
 
 async def test_an_idle_wait_ends_after_the_interval_and_close_disarms_the_timer() -> None:
     subscription = await live_subscription()
-    subscription.push(Delivery(group=subscription.group, id="1-1", wire=b"data: x\n\n"))
+    subscription.push(PublishedEvent(group=subscription.group, id="1-1", wire=b"data: x\n\n"))
     await subscription.wait(0.2)
     subscription.take()
     loop = asyncio.get_running_loop()

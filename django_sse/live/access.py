@@ -46,7 +46,7 @@ from django.utils.crypto import constant_time_compare
 
 from .. import conf
 from .db import release_database_connections
-from .delivery import Delivery, EventKey
+from .delivery import EventKey, PublishedEvent
 from .groups import layer_group
 from .hub import END_TYPE, Hub, current_layer, get_hub
 from .publish import _send_in_memory
@@ -233,7 +233,7 @@ class StreamAccess:
 
     # --- a member of the control group in the hub ---
 
-    def push(self, delivery: Delivery) -> bool:
+    def push(self, delivery: PublishedEvent) -> bool:
         return True  # nothing is published to a control group; nothing of it reaches a client
 
     def reset(self, reason: str, position: EventKey) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .delivery import Delivery, EventKey
+from .delivery import EventKey, PublishedEvent
 from .replay import PAGE_SIZE, Page
 
 # A replay's first page is small: the size of the group's events is not known yet. Later pages
@@ -22,28 +22,28 @@ PAGE_BYTES = 256 * 1024
 class Merge(NamedTuple):
     """What a page adds: the events to queue (before any filter), and where replay stands."""
 
-    events: list[Delivery]
-    replayed_up_to: EventKey  # the last event read from the log
+    events: list[PublishedEvent]
+    read_up_to: EventKey  # the last event read from the log
     page_size: int  # the size of the next page
-    live: bool  # replay is over: go live after ``replayed_up_to``, or after ``reset``
+    live: bool  # replay is over: go live after ``read_up_to``, or after ``reset``
     reset: str | None  # the reason to tell the client that events are lost
 
 
 def merge_page(
-    page: Page, replayed_up_to: EventKey, page_size: int, hub_position: EventKey | None
+    page: Page, read_up_to: EventKey, page_size: int, hub_position: EventKey | None
 ) -> Merge:
-    """Merge ``page``, read after ``replayed_up_to``, with the hub at ``hub_position``."""
+    """Merge ``page``, read after ``read_up_to``, with the hub at ``hub_position``."""
     if page.reset is not None:
-        return Merge([], replayed_up_to, page_size, True, page.reset)
+        return Merge([], read_up_to, page_size, True, page.reset)
     events = list(page.deliveries)
     if events:
-        replayed_up_to = events[-1].key
+        read_up_to = events[-1].position
         # Pages of about PAGE_BYTES: a hundred small events, a few big ones.
         average = max(1, sum(len(event.wire) for event in events) // len(events))
         page_size = max(1, min(PAGE_SIZE, PAGE_BYTES // average))
-    if hub_position is None or replayed_up_to >= hub_position:
-        return Merge(events, replayed_up_to, page_size, True, None)
+    if hub_position is None or read_up_to >= hub_position:
+        return Merge(events, read_up_to, page_size, True, None)
     if not events:
         # The hub dispatched events the log does not hold (it lost them): say so.
-        return Merge(events, replayed_up_to, page_size, True, "gap")
-    return Merge(events, replayed_up_to, page_size, False, None)
+        return Merge(events, read_up_to, page_size, True, "gap")
+    return Merge(events, read_up_to, page_size, False, None)

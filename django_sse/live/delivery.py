@@ -1,7 +1,7 @@
 """A published event as each process holds it: its id, its wire bytes, and data for filters.
 
-One ``Delivery`` is built per event per process and shared by every local subscriber: the wire
-bytes are encoded once, and the data is decoded from JSON only if a filter asks for it.
+One ``PublishedEvent`` is built per event per process and shared by every local subscriber:
+the wire bytes are encoded once, and the data is decoded from JSON only if a filter asks for it.
 
 The payload a filter reads is, for almost every event, the text of the wire's one ``data:``
 line: it is then cut out of the wire bytes when asked for, not carried (through the broker, in
@@ -43,10 +43,20 @@ def parse_id(value: str | None) -> EventKey | None:
 _UNSET: Any = object()
 
 
-class Delivery:
+class PublishedEvent:
     """One event of a group, with its id assigned and its bytes ready for the wire."""
 
-    __slots__ = ("_data", "_payload", "event", "group", "id", "is_json", "key", "origin", "wire")
+    __slots__ = (
+        "_data",
+        "_payload",
+        "event",
+        "group",
+        "id",
+        "is_json",
+        "origin",
+        "position",
+        "wire",
+    )
 
     def __init__(
         self,
@@ -61,7 +71,7 @@ class Delivery:
     ) -> None:
         self.group = group
         self.id = id
-        self.key: EventKey = parse_id(id) or (0, 0)
+        self.position: EventKey = parse_id(id) or (0, 0)
         self.wire = wire if isinstance(wire, EncodedEvent) else EncodedEvent(wire)
         self.event = event
         # ``None``: the event has data, and it is the wire's single ``data:`` line.
@@ -92,9 +102,9 @@ class Delivery:
                 self._data = payload.decode("utf-8", "replace")
         return self._data
 
-    def copy(self) -> Delivery:
+    def copy(self) -> PublishedEvent:
         """The same event without what a filter decoded (a log's entries must not keep it)."""
-        return Delivery(
+        return PublishedEvent(
             group=self.group,
             id=self.id,
             wire=self.wire,
@@ -120,7 +130,7 @@ class Delivery:
         return message
 
     @classmethod
-    def from_message(cls, message: dict[str, Any]) -> Delivery:
+    def from_message(cls, message: dict[str, Any]) -> PublishedEvent:
         return cls(
             group=message["group"],
             id=message["id"],
@@ -132,7 +142,7 @@ class Delivery:
         )
 
     def __repr__(self) -> str:
-        return f"<Delivery {self.group} id={self.id} event={self.event}>"
+        return f"<PublishedEvent {self.group} id={self.id} event={self.event}>"
 
 
 def data_line(wire: bytes) -> bytes | None:

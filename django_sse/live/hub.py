@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from channels.layers import (  # type: ignore[import-untyped]
@@ -51,7 +52,7 @@ from channels.layers import (  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
-from .delivery import MESSAGE_TYPE, Delivery, EventKey
+from .delivery import MESSAGE_TYPE, EventKey, PublishedEvent
 from .groups import layer_group
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
 from .replay import PAGE_SIZE, ReplayLog, get_log
@@ -68,7 +69,7 @@ END_TYPE = "django_sse.end"
 
 
 class Subscriber(Protocol):
-    def push(self, delivery: Delivery) -> bool:
+    def push(self, delivery: PublishedEvent) -> bool:
         """Take one live event; ``False`` means "drop me, I am gone or too far behind"."""
 
     def end(self, error: Exception | None = None) -> None:
@@ -144,7 +145,7 @@ class _Order:
         self.position = position
         self.epoch: int | None = None if position is None else position[0]
         self.next = 1 if position is None else position[1] + 1
-        self.held: dict[int, Delivery] = {}  # early events by sequence
+        self.held: dict[int, PublishedEvent] = {}  # early events by sequence
         self.target = 0  # a sequence the log is known to hold (found by an audit)
         self.filler: asyncio.Task[None] | None = None
 
@@ -181,13 +182,12 @@ class Hub:
         self._renewer: asyncio.Task[None] | None = None
         self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._audit()))
         self._background: set[asyncio.Task[None]] = set()
-        self._waker = Waker()
+        # ``wake(future)`` resolves a subscriber's future, spread over turns of the loop (see
+        # ``Waker``): the waker's own method, called per event and subscriber without a frame
+        # of the hub's in between.
+        self.wake: Callable[[asyncio.Future[None]], None] = Waker().wake
         self.received = 0  # messages taken from the layer, for tests and benchmarks
         self.renewals = 0  # passes of the membership renewal completed
-
-    def wake(self, future: asyncio.Future[None]) -> None:
-        """Resolve a subscriber's future, spread over turns of the loop (see ``Waker``)."""
-        self._waker.wake(future)
 
     @property
     def channels(self) -> int:
@@ -360,11 +360,11 @@ class Hub:
             if kind != MESSAGE_TYPE:
                 continue
             try:
-                self.dispatch(Delivery.from_message(message))
+                self.dispatch(PublishedEvent.from_message(message))
             except Exception:
                 logger.exception("Could not dispatch a message from the channel layer")
 
-    def dispatch(self, delivery: Delivery) -> None:
+    def dispatch(self, delivery: PublishedEvent) -> None:
         """Hand one event to every local subscriber of its group, in the group's order."""
         state = self._groups.get(delivery.group)
         if state is None:
@@ -377,8 +377,8 @@ class Hub:
             return
         self._accept(state, order, delivery)
 
-    def _accept(self, state: _Group, order: _Order, delivery: Delivery) -> None:
-        epoch, sequence = delivery.key
+    def _accept(self, state: _Group, order: _Order, delivery: PublishedEvent) -> None:
+        epoch, sequence = delivery.position
         if epoch != order.epoch:
             if order.epoch is not None and epoch < order.epoch:
                 return  # an epoch the log has already forgotten
@@ -390,10 +390,10 @@ class Hub:
             return  # below: dispatched already, live or from the log
         self._dispatch_in_order(state, order, delivery)
 
-    def _dispatch_in_order(self, state: _Group, order: _Order, delivery: Delivery) -> None:
+    def _dispatch_in_order(self, state: _Group, order: _Order, delivery: PublishedEvent) -> None:
         self._fan_out(state, delivery)
         order.next += 1
-        order.position = delivery.key
+        order.position = delivery.position
         held = order.held
         while held:
             following = held.pop(order.next, None)
@@ -401,7 +401,7 @@ class Hub:
                 return
             self._fan_out(state, following)
             order.next += 1
-            order.position = following.key
+            order.position = following.position
 
     def _new_epoch(self, group: str, state: _Group, order: _Order, epoch: int) -> None:
         # The log forgot the group (its events expired) and started over. What was still
@@ -481,7 +481,7 @@ class Hub:
                 order.target = position[1]
                 self._start_filler(name, state, order)
 
-    def _fan_out(self, state: _Group, delivery: Delivery) -> None:
+    def _fan_out(self, state: _Group, delivery: PublishedEvent) -> None:
         dropped = [s for s in state.members if not s.push(delivery)]
         for subscriber in dropped:
             self.leave(delivery.group, subscriber)

@@ -32,7 +32,7 @@ from ..events import ServerSentEvent
 from .access import GuardedSubscription, StreamAccess
 from .cursor import MAX_GROUPS, encode, entries_of, join, positions_of
 from .db import release_database_connections
-from .delivery import Delivery, EventKey, format_id, parse_id
+from .delivery import EventKey, PublishedEvent, format_id, parse_id
 from .groups import validate_group
 from .hub import get_hub
 from .replay import NullLog, get_log
@@ -126,7 +126,7 @@ class _Member(Subscription):
         # One buffer for every group: its order is the order the ids are written in.
         self._pending = stream.buffer
 
-    def _queue(self, delivery: Delivery) -> None:
+    def _queue(self, delivery: PublishedEvent) -> None:
         self.stream.deliver(self.group, delivery)
 
     def _queue_reset(
@@ -157,14 +157,14 @@ class _Routes:
         self.filtered = any(feed.filter is not None for feed in feeds)
         self._failed = False
 
-    def of(self, group: str, delivery: Delivery) -> bytes:
+    def of(self, group: str, delivery: PublishedEvent) -> bytes:
         """The feeds whose filters accept ``delivery`` (empty: none)."""
         if not self.filtered:
             return self.all[group]
         accepted = [str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery)]
         return ",".join(accepted).encode()
 
-    def _ok(self, event_filter: EventFilter, delivery: Delivery) -> bool:
+    def _ok(self, event_filter: EventFilter, delivery: PublishedEvent) -> bool:
         try:
             return bool(event_filter(delivery))
         except Exception:
@@ -200,7 +200,7 @@ class StreamIds:
     def cursor(self) -> bytes:
         return join(self._entries.values(), self.sealed)
 
-    def event(self, group: str, delivery: Delivery) -> bytes | None:
+    def event(self, group: str, delivery: PublishedEvent) -> bytes | None:
         """``delivery`` with this stream's id, or ``None`` when no feed shows it.
 
         A hidden event leaves its group's position: a reconnect filters it again.
@@ -208,7 +208,7 @@ class StreamIds:
         feeds = self.routes.of(group, delivery)
         if not feeds:
             return None
-        self._entries[group] = self._encoders[group].encode(delivery.key)
+        self._entries[group] = self._encoders[group].encode(delivery.position)
         wire = delivery.wire
         # Every logged event ends with "id: <its id>\n\n" (replay.with_id): this stream's id
         # takes its place. This runs per event and stream: one join, nothing decoded.
@@ -264,7 +264,7 @@ class MultiSubscription(Subscription):
         """The stream's buffer, which its members share: one queue bound for all the groups."""
         return self._pending
 
-    def deliver(self, group: str, delivery: Delivery) -> None:
+    def deliver(self, group: str, delivery: PublishedEvent) -> None:
         """Buffer an event of ``group``, with this stream's id, and wake the response."""
         event = self._ids.event(group, delivery)
         if event is not None:

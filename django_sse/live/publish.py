@@ -16,7 +16,7 @@ from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 
 from ..encoding import encode_event, json_bytes, split_lines
 from ..events import ServerSentEvent
-from .delivery import Delivery
+from .delivery import PublishedEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops
 from .loop_thread import LoopThread
@@ -62,7 +62,7 @@ async def publish(group: str, event: Any) -> str:
     process_role.warn_if_unheard()  # a shell on the in-memory layer reaches nobody: say so
     name = layer_group(group)
     record = make_record(event)
-    delivery: Delivery = await get_log().append(group, record)
+    delivery: PublishedEvent = await get_log().append(group, record)
     layer = current_layer()
     if isinstance(layer, InMemoryChannelLayer):
         await _send_in_memory(layer, name, delivery.message())

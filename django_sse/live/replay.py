@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
-from .delivery import Delivery, EventKey, format_id, parse_id, with_id
+from .delivery import EventKey, PublishedEvent, format_id, parse_id, with_id
 from .redis_retry import retry_options
 from .state import live_state
 
@@ -61,9 +61,9 @@ class Record:
     payload: bytes | None = None
     is_json: bool | None = True  # None: the event has no data
 
-    def delivery(self, group: str, event_id: str, origin: str | None = None) -> Delivery:
+    def delivery(self, group: str, event_id: str, origin: str | None = None) -> PublishedEvent:
         """This event as it is sent, now that the log has numbered it."""
-        return Delivery(
+        return PublishedEvent(
             group=group,
             id=event_id,
             wire=with_id(self.body, event_id),
@@ -78,7 +78,7 @@ class Record:
 class Page:
     """The answer to "what came after this id?": events in order, or why there are none."""
 
-    deliveries: list[Delivery] = field(default_factory=list)
+    deliveries: list[PublishedEvent] = field(default_factory=list)
     # "expired" (events after the id are gone), "unknown" (not an id of this group's log) or
     # "disabled" (no replay log): the client must reload its state.
     reset: str | None = None
@@ -89,7 +89,7 @@ class ReplayLog(Protocol):
     # (None for a log every process shares): the hub orders only events it can read back.
     origin: str | None
 
-    async def append(self, group: str, record: Record) -> Delivery: ...
+    async def append(self, group: str, record: Record) -> PublishedEvent: ...
 
     async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page: ...
 
@@ -126,7 +126,7 @@ class _GroupLog:
         self.sequence = 0
         self.touched = now
         # (logged at, event), consecutive sequences; a list: an empty deque costs 600 bytes.
-        self.entries: list[tuple[float, Delivery]] = []
+        self.entries: list[tuple[float, PublishedEvent]] = []
 
 
 class MemoryLog:
@@ -171,7 +171,7 @@ class MemoryLog:
             state = self._groups[group] = _GroupLog(self._new_epoch(), now)
         return state
 
-    async def append(self, group: str, record: Record) -> Delivery:
+    async def append(self, group: str, record: Record) -> PublishedEvent:
         now = time.monotonic()
         with self._lock:
             self._forget_expired(now)
@@ -197,14 +197,14 @@ class MemoryLog:
             self._prune(state, now)
             entries = state.entries
             # Sequences in the list are consecutive: the wanted event's index is arithmetic.
-            start = after[1] + 1 - (entries[0][1].key[1] if entries else state.sequence + 1)
-            page: list[Delivery] = []
+            start = after[1] + 1 - (entries[0][1].position[1] if entries else state.sequence + 1)
+            page: list[PublishedEvent] = []
             first: EventKey | None = None
             if start < 0:
-                first = entries[0][1].key if entries else None
+                first = entries[0][1].position if entries else None
             else:
                 page = [delivery.copy() for _, delivery in entries[start : start + count]]
-                first = page[0].key if page else None
+                first = page[0].position if page else None
             reset = check_page(after, (state.epoch, state.sequence), first)
         return Page(reset=reset) if reset else Page(deliveries=page)
 
@@ -347,7 +347,7 @@ class RedisLog:
     def position_key(self, group: str) -> str:
         return f"{self.prefix}:replay-id:{group}"
 
-    async def append(self, group: str, record: Record) -> Delivery:
+    async def append(self, group: str, record: Record) -> PublishedEvent:
         # The payload is stored only where the body does not hold it (see Record.payload).
         fields: list[Any] = ["b", record.body]
         if record.is_json is not None:
@@ -411,13 +411,13 @@ def _decode(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _delivery(group: str, event_id: str, fields: dict[Any, Any]) -> Delivery:
+def _delivery(group: str, event_id: str, fields: dict[Any, Any]) -> PublishedEvent:
     def get(name: str) -> Any:
         return fields.get(name, fields.get(name.encode()))
 
     event = get("e")
     kind = get("j")
-    return Delivery(
+    return PublishedEvent(
         group=group,
         id=event_id,
         wire=with_id(get("b"), event_id),

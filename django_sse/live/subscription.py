@@ -35,7 +35,7 @@ from ..events import ServerSentEvent
 from .budget import process_budget
 from .catchup import FIRST_PAGE_SIZE, merge_page
 from .db import release_database_connections
-from .delivery import Delivery, EventKey, format_id, parse_id
+from .delivery import EventKey, PublishedEvent, format_id, parse_id
 from .groups import validate_group
 from .hub import Hub, get_hub
 from .replay import ReplayLog, get_log
@@ -43,7 +43,7 @@ from .tokens import seal, unseal
 
 logger = logging.getLogger("django_sse")
 
-EventFilter = Callable[[Delivery], bool]
+EventFilter = Callable[[PublishedEvent], bool]
 
 RESET_EVENT = "reset"
 
@@ -100,7 +100,7 @@ class Subscription(BufferedSource):
         self._log: ReplayLog | None = None
         self._page_size = FIRST_PAGE_SIZE
         # Live events up to this one were replayed already.
-        self._floor: EventKey | None = None
+        self._replayed_up_to: EventKey | None = None
         self._filter_failed = False
         self._hub: Hub | None = None
         self._set_up = False
@@ -202,16 +202,18 @@ class Subscription(BufferedSource):
 
     # --- called by the hub ---
 
-    def push(self, delivery: Delivery) -> bool:
+    def push(self, delivery: PublishedEvent) -> bool:
         if self._closed:
             return False
         if self._replaying:
             return True  # the log has it: a page will bring it
-        floor = self._floor
+        floor = self._replayed_up_to
         if floor is not None:
-            if delivery.key <= floor and delivery.key[0] == floor[0]:
+            if delivery.position <= floor and delivery.position[0] == floor[0]:
                 return True  # replayed already
-            self._floor = None  # the hub dispatches in order: nothing after this is below it
+            self._replayed_up_to = (
+                None  # the hub dispatches in order: nothing after this is below it
+            )
         if self.filter is not None and not self._accepts(delivery):
             return True
         if len(self._pending) >= self._capacity:
@@ -232,7 +234,7 @@ class Subscription(BufferedSource):
             return False
         if self._replaying:
             return True  # the log pages check themselves, and report what they cannot read
-        self._floor = None
+        self._replayed_up_to = None
         self._queue_reset(reason, None, position)
         self._wake()
         return True
@@ -259,7 +261,7 @@ class Subscription(BufferedSource):
         self._finish()
         process_budget().release(self)
 
-    def _queue(self, delivery: Delivery) -> None:
+    def _queue(self, delivery: PublishedEvent) -> None:
         """Buffer one event for the client (a member of a multi-group stream rewrites its id)."""
         self._pending.append(delivery.wire)
 
@@ -298,7 +300,7 @@ class Subscription(BufferedSource):
         self.end()
         return False
 
-    def _accepts(self, delivery: Delivery) -> bool:
+    def _accepts(self, delivery: PublishedEvent) -> bool:
         assert self.filter is not None
         try:
             return bool(self.filter(delivery))
@@ -325,11 +327,11 @@ class Subscription(BufferedSource):
         self._replaying = False
         assert self._hub is not None
         if reset is None:
-            self._floor = self._after
+            self._replayed_up_to = self._after
             return
         position = self._hub.position(self.group)
         self._queue_reset(reset, self.last_event_id, position)
-        self._floor = position
+        self._replayed_up_to = position
 
     async def _next_page(self) -> None:
         assert self._log is not None and self._after is not None and self._hub is not None
@@ -337,7 +339,7 @@ class Subscription(BufferedSource):
         if not self._replaying:
             return  # ended meanwhile
         merge = merge_page(page, self._after, self._page_size, self._hub.position(self.group))
-        self._after, self._page_size = merge.replayed_up_to, merge.page_size
+        self._after, self._page_size = merge.read_up_to, merge.page_size
         for delivery in merge.events:
             if self.filter is None or self._accepts(delivery):
                 self._queue(delivery)
@@ -395,9 +397,9 @@ def subscribe(
 
     ``last_event_id`` (from ``get_last_event_id(request)``) first replays what the client
     missed, or sends a ``reset`` event when that is no longer possible. ``filter`` is called
-    with each ``Delivery`` (``.id``, ``.event``, ``.data``) and keeps the events it returns true
-    for. ``queue_size`` overrides ``DJANGO_SSE["SUBSCRIBER_QUEUE"]`` for this subscriber.
-    Raises ``ValueError`` at once for an invalid group name.
+    with each ``PublishedEvent`` (``.id``, ``.event``, ``.data``) and keeps the events it
+    returns true for. ``queue_size`` overrides ``DJANGO_SSE["SUBSCRIBER_QUEUE"]`` for this
+    subscriber. Raises ``ValueError`` at once for an invalid group name.
     """
     if not isinstance(group, str):
         from .multi import subscribe_many  # multi.py builds on this module
