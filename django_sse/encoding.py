@@ -34,7 +34,8 @@ def jittered_retry(bounds_ms: tuple[int, int]) -> bytes:
 class EncodedEvent(bytes):
     """Bytes already in wire format (one or more complete events): sent as they are.
 
-    The hub encodes an event once per process and hands the same object to every subscriber.
+    ``publish`` encodes an event once (publish.py); each process's hub hands the same object
+    to every local subscriber.
     """
 
 
@@ -80,11 +81,6 @@ def encode_event(event: ServerSentEvent) -> bytes:
         return b""
     parts.append(b"\n")
     return b"".join(parts)
-
-
-def encode_comment(text: str) -> bytes:
-    """Encode a comment block (ignored by clients; keeps a connection warm)."""
-    return b"".join(_field_lines(b": ", text)) + b"\n"
 
 
 def encode_item(item: Any) -> bytes:

@@ -23,7 +23,11 @@ async def touches_the_database(request: HttpRequest, group: str, **kwargs: Any) 
 async def holding_connection(request: HttpRequest) -> EventSourceResponse:
     """The control case: a subscription that keeps the request's connection open."""
     await Item.objects.aexists()
-    return EventSourceResponse(Subscription("items.item", release_database=False))
+    return EventSourceResponse(_HoldingSubscription("items.item"))
+
+
+class _HoldingSubscription(Subscription):
+    releases_database = False
 
 
 async def hub_state(request: HttpRequest) -> JsonResponse:

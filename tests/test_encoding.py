@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from django_sse import ServerSentEvent
-from django_sse.encoding import EncodedEvent, encode_comment, encode_event, encode_item, split_lines
+from django_sse.encoding import EncodedEvent, encode_event, encode_item, split_lines
 from tests.sse_parser import parse
 
 # --- rules -------------------------------------------------------------------------------------
@@ -54,7 +54,7 @@ def test_comment_lines_are_each_prefixed() -> None:
     assert encode_event(ServerSentEvent(comment="one\ntwo\r\nthree")) == (
         b": one\n: two\n: three\n\n"
     )
-    assert encode_comment("a\rb") == b": a\n: b\n\n"
+    assert encode_event(ServerSentEvent(comment="a\rb")) == b": a\n: b\n\n"
 
 
 def test_all_fields_in_one_event() -> None:

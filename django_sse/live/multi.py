@@ -115,12 +115,13 @@ async def starting_ids(
 class _Member(Subscription):
     """One group of a ``MultiSubscription``: buffers into the stream, which writes the ids."""
 
+    releases_database = False  # the stream does, once for all its members
+
     def __init__(self, stream: MultiSubscription, group: str, last_event_id: str | None) -> None:
         super().__init__(
             group,
             last_event_id=last_event_id,
             queue_size=stream.limit,
-            release_database=False,
         )
         self.stream = stream
         # One buffer for every group: its order is the order the ids are written in.

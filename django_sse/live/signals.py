@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
@@ -98,8 +98,6 @@ class Registration:
     group: str
     events: Mapping[str, str]
     object_groups: bool = True
-    using: str | None = None
-    receivers: list[Callable[..., None]] = field(default_factory=list)
 
     def object_group(self, pk: Any) -> str | None:
         name = f"{self.group}.{pk}"
@@ -227,7 +225,6 @@ def register(
     post_save.connect(receivers[0], sender=model, weak=False, dispatch_uid=uid)
     pre_delete.connect(receivers[1], sender=model, weak=False, dispatch_uid=uid)
     post_delete.connect(receivers[2], sender=model, weak=False, dispatch_uid=uid)
-    registration.receivers = receivers
     live_state.models[model] = registration
     return registration
 

@@ -72,6 +72,8 @@ class Subscription(BufferedSource):
 
     # A client cut off by a failure resumes by id: the stream ends with a ``retry:``.
     resumable = True
+    # Joined, it lets the request's database connections go: an idle stream holds none (db.py).
+    releases_database = True
 
     def __init__(
         self,
@@ -80,7 +82,6 @@ class Subscription(BufferedSource):
         last_event_id: str | None = None,
         filter: EventFilter | None = None,
         queue_size: int | None = None,
-        release_database: bool = True,
     ) -> None:
         super().__init__()
         self.group = validate_group(group)
@@ -90,7 +91,6 @@ class Subscription(BufferedSource):
         max_bytes = conf.get("SUBSCRIBER_MAX_BYTES")
         self.max_bytes: int | None = int(max_bytes) if max_bytes else None
         self.written = 0
-        self._release_database = release_database
         self._capacity = self.limit
         # Replaying: live events are ignored (the log has them); ``_after`` is the last event
         # read from the log, ``_fetch`` the task reading the next page.
@@ -375,7 +375,7 @@ class Subscription(BufferedSource):
                 else:
                     self._log = get_log()
                     await self._next_page()
-            if self._release_database:
+            if self.releases_database:
                 await release_database_connections()
         except Exception as exc:
             self.error = exc
