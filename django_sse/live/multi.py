@@ -33,10 +33,11 @@ from .access import GuardedSubscription, StreamAccess
 from .cursor import MAX_GROUPS, encode, entries_of, join, positions_of
 from .db import release_database_connections
 from .delivery import EventKey, PublishedEvent, format_id, parse_id
+from .filtering import EventFilter, SafeFilter
 from .groups import validate_group
 from .hub import get_hub
 from .replay import NullLog, get_log
-from .subscription import RESET_EVENT, EventFilter, Subscription, resume_position
+from .subscription import RESET_EVENT, Subscription, resume_position
 
 logger = logging.getLogger("django_sse")
 
@@ -150,33 +151,20 @@ class _Routes:
     """Which feeds an event of a group belongs to: the ``<feeds>`` part of its id."""
 
     def __init__(self, feeds: Sequence[Feed]) -> None:
-        self._feeds: dict[str, list[tuple[int, EventFilter | None]]] = {}
+        self._feeds: dict[str, list[tuple[int, SafeFilter | None]]] = {}
         for index, feed in enumerate(feeds):
+            accepts = SafeFilter(feed.filter) if feed.filter is not None else None
             for group in feed.groups:
-                self._feeds.setdefault(group, []).append((index, feed.filter))
+                self._feeds.setdefault(group, []).append((index, accepts))
         self.all = {g: ",".join(str(i) for i, _ in f).encode() for g, f in self._feeds.items()}
         self.filtered = any(feed.filter is not None for feed in feeds)
-        self._failed = False
 
     def of(self, group: str, delivery: PublishedEvent) -> bytes:
         """The feeds whose filters accept ``delivery`` (empty: none)."""
         if not self.filtered:
             return self.all[group]
-        accepted = [str(i) for i, f in self._feeds[group] if f is None or self._ok(f, delivery)]
+        accepted = [str(i) for i, f in self._feeds[group] if f is None or f(delivery)]
         return ",".join(accepted).encode()
-
-    def _ok(self, event_filter: EventFilter, delivery: PublishedEvent) -> bool:
-        try:
-            return bool(event_filter(delivery))
-        except Exception:
-            if not self._failed:  # as Subscription does: skip it, say so once
-                self._failed = True
-                logger.exception(
-                    "An event filter failed on event %s of %s: skipping that event (and any "
-                    "other it fails on) for this feed",
-                    *(delivery.id, delivery.group),
-                )
-            return False
 
 
 class StreamIds:

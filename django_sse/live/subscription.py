@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import cast
 
 from asgiref.sync import async_to_sync
@@ -36,6 +36,8 @@ from .budget import process_budget
 from .catchup import FIRST_PAGE_SIZE, merge_page
 from .db import release_database_connections
 from .delivery import EventKey, PublishedEvent, format_id, parse_id
+from .filtering import EventFilter as EventFilter  # re-exported: filters are typed with it
+from .filtering import SafeFilter
 from .groups import validate_group
 from .hub import Hub, get_hub
 from .replay import ReplayLog, get_log
@@ -43,7 +45,6 @@ from .tokens import seal, unseal
 
 logger = logging.getLogger("django_sse")
 
-EventFilter = Callable[[PublishedEvent], bool]
 
 RESET_EVENT = "reset"
 
@@ -101,7 +102,7 @@ class Subscription(BufferedSource):
         self._page_size = FIRST_PAGE_SIZE
         # Live events up to this one were replayed already.
         self._replayed_up_to: EventKey | None = None
-        self._filter_failed = False
+        self._accepts = SafeFilter(filter) if filter is not None else None
         self._hub: Hub | None = None
         self._set_up = False
         self._closed = False
@@ -214,7 +215,7 @@ class Subscription(BufferedSource):
             self._replayed_up_to = (
                 None  # the hub dispatches in order: nothing after this is below it
             )
-        if self.filter is not None and not self._accepts(delivery):
+        if self._accepts is not None and not self._accepts(delivery):
             return True
         if len(self._pending) >= self._capacity:
             return self._overflow()
@@ -300,22 +301,6 @@ class Subscription(BufferedSource):
         self.end()
         return False
 
-    def _accepts(self, delivery: PublishedEvent) -> bool:
-        assert self.filter is not None
-        try:
-            return bool(self.filter(delivery))
-        except Exception:
-            # One bad event (a field missing) must not end the stream: skip it, for this
-            # subscriber only, and say so once rather than for every event.
-            if not self._filter_failed:
-                self._filter_failed = True
-                logger.exception(
-                    "An event filter of %s failed on event %s: skipping that event (and any "
-                    "other it fails on) for this subscriber",
-                    *(self.group, delivery.id),
-                )
-            return False
-
     def _resume_id(self, position: EventKey | None) -> str | None:
         if position is None or position[1] == 0:
             return None  # no event yet: the browser forgets its stale id
@@ -341,7 +326,7 @@ class Subscription(BufferedSource):
         merge = merge_page(page, self._after, self._page_size, self._hub.position(self.group))
         self._after, self._page_size = merge.read_up_to, merge.page_size
         for delivery in merge.events:
-            if self.filter is None or self._accepts(delivery):
+            if self._accepts is None or self._accepts(delivery):
                 self._queue(delivery)
         if merge.live:
             self._go_live(merge.reset)

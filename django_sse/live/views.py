@@ -24,8 +24,9 @@ from ..last_event_id import get_last_event_id
 from ..response import EventSourceResponse
 from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
 from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
+from .filtering import EventFilter
 from .groups import format_group, validate_group
-from .subscription import EventFilter, Subscription
+from .subscription import Subscription
 
 # check(request, group, **url_kwargs) -> bool (or an awaitable of one): may this user subscribe?
 Check = Callable[..., Any]
