@@ -55,7 +55,8 @@ from .. import conf
 from .delivery import MESSAGE_TYPE, EventKey, PublishedEvent
 from .groups import layer_group
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
-from .replay import PAGE_SIZE, ReplayLog, get_log
+from .ordering import GroupOrder, Sequencer
+from .replay import get_log
 from .state import live_state
 
 logger = logging.getLogger("django_sse")
@@ -133,33 +134,15 @@ class Waker:
             self._scheduled = False
 
 
-class _Order:
-    """Where a group's live events stand in this process (see "Order" above)."""
+class LocalGroup:
+    """A group's local subscribers, the join that makes the layer deliver it, and its order."""
 
-    __slots__ = ("epoch", "filler", "held", "log", "next", "origin", "position", "target")
-
-    def __init__(self, log: ReplayLog, position: EventKey | None) -> None:
-        self.log = log
-        self.origin = log.origin
-        # The last event dispatched (or the log's newest when the group was joined).
-        self.position = position
-        self.epoch: int | None = None if position is None else position[0]
-        self.next = 1 if position is None else position[1] + 1
-        self.held: dict[int, PublishedEvent] = {}  # early events by sequence
-        self.target = 0  # a sequence the log is known to hold (found by an audit)
-        self.filler: asyncio.Task[None] | None = None
-
-    def missing(self) -> bool:
-        return bool(self.held) or self.next <= self.target
-
-
-class _Group:
     __slots__ = ("members", "order", "ready")
 
     def __init__(self, ready: asyncio.Task[None]) -> None:
         self.members: set[Subscriber] = set()
         self.ready = ready
-        self.order: _Order | None = None  # set once the layer delivers and the log was read
+        self.order: GroupOrder | None = None  # set once the layer delivers and the log was read
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -174,13 +157,14 @@ class Hub:
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
         self.channel: str | None = None
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, LocalGroup] = {}
         # Serialises group_add/group_discard/new_channel so that a group re-joined right after
         # its last subscriber left is added after it was discarded, never before.
         self._lock = asyncio.Lock()
         self._receiver: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
-        self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._audit()))
+        self._sequencer = Sequencer(self)
+        self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._sequencer.audit()))
         self._background: set[asyncio.Task[None]] = set()
         # ``wake(future)`` resolves a subscriber's future, spread over turns of the loop (see
         # ``Waker``): the waker's own method, called per event and subscriber without a frame
@@ -228,7 +212,7 @@ class Hub:
             # subscriber (a client that went away at once) cannot leave the others waiting.
             task = asyncio.get_running_loop().create_task(self._add(group))
             task.add_done_callback(_retrieve)
-            state = self._groups[group] = _Group(task)
+            state = self._groups[group] = LocalGroup(task)
         state.members.add(subscriber)
         await asyncio.shield(state.ready)
 
@@ -244,9 +228,20 @@ class Hub:
         self._spawn(self._discard(group, state))
 
     def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
+        self.track(asyncio.get_running_loop().create_task(coroutine))
+
+    # --- what the sequencer (ordering.py) works with ---
+
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Keep a background task of the hub's until it is done (``stats`` counts it)."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def state_of(self, group: str) -> LocalGroup | None:
+        return self._groups.get(group)
+
+    def states(self) -> list[tuple[str, LocalGroup]]:
+        return list(self._groups.items())
 
     async def _add(self, group: str) -> None:
         try:
@@ -267,7 +262,7 @@ class Hub:
             # After group_add: every event after this position reaches the channel (or is
             # found missing and read from the log).
             log = get_log()
-            order = _Order(log, await log.position(group))
+            order = GroupOrder(log, await log.position(group))
             state = self._groups.get(group)
             if state is not None and state.ready is asyncio.current_task():
                 state.order = order
@@ -286,7 +281,7 @@ class Hub:
             if not self._groups:
                 await self._stop()
 
-    async def _discard(self, group: str, state: _Group) -> None:
+    async def _discard(self, group: str, state: LocalGroup) -> None:
         # Wait for the group's join outside the lock: that join needs the lock to finish.
         await asyncio.wait([state.ready])
         async with self._lock:
@@ -373,115 +368,11 @@ class Hub:
         if order is None:
             return  # still joining: the event is at or before the position about to be read
         if delivery.origin != order.origin:
-            self._fan_out(state, delivery)  # another process's memory log: cannot be ordered
+            self.fan_out(state, delivery)  # another process's memory log: cannot be ordered
             return
-        self._accept(state, order, delivery)
+        self._sequencer.accept(state, order, delivery)
 
-    def _accept(self, state: _Group, order: _Order, delivery: PublishedEvent) -> None:
-        epoch, sequence = delivery.position
-        if epoch != order.epoch:
-            if order.epoch is not None and epoch < order.epoch:
-                return  # an epoch the log has already forgotten
-            self._new_epoch(delivery.group, state, order, epoch)
-        if sequence != order.next:
-            if sequence > order.next:
-                order.held[sequence] = delivery
-                self._start_filler(delivery.group, state, order)
-            return  # below: dispatched already, live or from the log
-        self._dispatch_in_order(state, order, delivery)
-
-    def _dispatch_in_order(self, state: _Group, order: _Order, delivery: PublishedEvent) -> None:
-        self._fan_out(state, delivery)
-        order.next += 1
-        order.position = delivery.position
-        held = order.held
-        while held:
-            following = held.pop(order.next, None)
-            if following is None:
-                return
-            self._fan_out(state, following)
-            order.next += 1
-            order.position = following.position
-
-    def _new_epoch(self, group: str, state: _Group, order: _Order, epoch: int) -> None:
-        # The log forgot the group (its events expired) and started over. What was still
-        # missing of the old epoch can never be read any more.
-        while order.held:
-            self._skip_gap(group, state, order)
-        order.epoch, order.next, order.target = epoch, 1, 0
-
-    def _skip_gap(self, group: str, state: _Group, order: _Order) -> None:
-        """Tell the subscribers that the events before the first held one are lost."""
-        assert order.epoch is not None
-        first = min(order.held)
-        lost = (order.epoch, first - 1)
-        logger.warning(
-            "Events %s-%d to %s-%d of %s are lost (not in the replay log): resetting %d "
-            "subscribers",
-            *(order.epoch, order.next, order.epoch, first - 1, group, len(state.members)),
-        )
-        dropped = [s for s in state.members if not s.reset("gap", lost)]
-        for subscriber in dropped:
-            self.leave(group, subscriber)
-            subscriber.end()
-        order.next = first
-        order.position = lost
-        self._dispatch_in_order(state, order, order.held.pop(first))
-
-    def _start_filler(self, group: str, state: _Group, order: _Order) -> None:
-        if order.filler is None:
-            order.filler = asyncio.get_running_loop().create_task(self._fill(group, state, order))
-            self._background.add(order.filler)
-            order.filler.add_done_callback(self._background.discard)
-
-    async def _fill(self, group: str, state: _Group, order: _Order) -> None:
-        """Read what is missing from the log, or report it lost (see "Order" above)."""
-        try:
-            await asyncio.sleep(float(conf.get("GAP_WAIT")))
-            while order.missing() and self._groups.get(group) is state:
-                assert order.epoch is not None
-                epoch = order.epoch
-                try:
-                    page = await order.log.read(group, (epoch, order.next - 1), PAGE_SIZE)
-                except Exception:
-                    logger.exception("Could not read the replay log of %s to fill a gap", group)
-                    page = None
-                if self._groups.get(group) is not state or order.epoch != epoch:
-                    return
-                if page is None or page.reset is not None or not page.deliveries:
-                    order.target = 0
-                    if order.held:
-                        self._skip_gap(group, state, order)
-                    continue
-                for delivery in page.deliveries:
-                    if order.epoch == epoch:
-                        self._accept(state, order, delivery)
-        finally:
-            order.filler = None
-
-    async def _audit(self) -> None:
-        """Find events the log holds but this process never received (see "Order" above)."""
-        ordered = [
-            (name, state, state.order)
-            for name, state in list(self._groups.items())
-            if state.order is not None and state.order.origin is None
-        ]
-        if not ordered:
-            return
-        try:
-            positions = await ordered[0][2].log.positions([name for name, _, _ in ordered])
-        except Exception:
-            return  # the heartbeat notices an outage
-        for (name, state, order), position in zip(ordered, positions, strict=True):
-            if position is None or self._groups.get(name) is not state or order.filler:
-                continue
-            if order.epoch is None or position[0] > order.epoch:
-                self._new_epoch(name, state, order, position[0])
-            if position[0] == order.epoch and position[1] >= order.next:
-                order.target = position[1]
-                self._start_filler(name, state, order)
-
-    def _fan_out(self, state: _Group, delivery: PublishedEvent) -> None:
+    def fan_out(self, state: LocalGroup, delivery: PublishedEvent) -> None:
         dropped = [s for s in state.members if not s.push(delivery)]
         for subscriber in dropped:
             self.leave(delivery.group, subscriber)
