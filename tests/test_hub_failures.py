@@ -18,7 +18,7 @@ from django.test import override_settings
 
 from django_sse import publish, subscribe
 from django_sse.live import heartbeat
-from django_sse.live.delivery import PublishedEvent, EventKey
+from django_sse.live.delivery import EventKey, PublishedEvent
 from django_sse.live.heartbeat import HEARTBEAT_TYPE, LayerFailure
 from django_sse.live.hub import Hub, get_hub
 from tests.waiting import until_async as until

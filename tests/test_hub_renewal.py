@@ -16,7 +16,7 @@ import pytest
 from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 
 from django_sse.live import hub as hub_module
-from django_sse.live.delivery import PublishedEvent, EventKey
+from django_sse.live.delivery import EventKey, PublishedEvent
 from django_sse.live.hub import Hub
 from tests.waiting import until_async as until
 

@@ -18,12 +18,12 @@ import pytest
 from django.test import override_settings
 
 from django_sse import publish, subscribe
+from django_sse.live.catchup import FIRST_PAGE_SIZE
 from django_sse.live.delivery import EventKey, PublishedEvent, format_id, parse_id
 from django_sse.live.hub import Hub, current_layer
 from django_sse.live.publish import make_record
 from django_sse.live.replay import PAGE_SIZE, get_log
 from django_sse.live.state import live_state
-from django_sse.live.subscription import FIRST_PAGE_SIZE
 from django_sse.live.tokens import seal, unseal
 from django_sse.stream import RETRY_AFTER_FAILURE_MS, retry_after_failure
 from tests.sse_parser import parse

@@ -17,7 +17,7 @@ _names = itertools.count()
 async def live_subscription() -> Subscription:
     # A group nobody publishes to: these tests drive push() themselves.
     subscription = Subscription(f"test-ping.g{next(_names)}")
-    await subscription.setup()
+    await subscription.open()
     return subscription
 
 
@@ -30,7 +30,9 @@ async def test_events_closer_than_the_interval_never_let_the_timer_fire() -> Non
         # due and must move itself on instead of firing.
         for n in range(1, 9):
             await asyncio.sleep(0.05)  # the pace under test (events closer than INTERVAL)
-            subscription.push(PublishedEvent(group=subscription.group, id=f"1-{n}", wire=b"data: x\n\n"))
+            subscription.push(
+                PublishedEvent(group=subscription.group, id=f"1-{n}", wire=b"data: x\n\n")
+            )
 
     feeder = asyncio.create_task(feed())
     taken = 0
