@@ -20,7 +20,7 @@ from django_sse.live.cursor import (
     group_hash,
     positions_of,
 )
-from django_sse.live.delivery import Delivery
+from django_sse.live.delivery import PublishedEvent
 from django_sse.live.multi import Feed, StreamIds
 
 GROUPS = [f"app.model.{n}" for n in range(MAX_GROUPS)]
@@ -153,8 +153,8 @@ def test_streams_sharing_a_groups_entries_each_write_their_own_positions() -> No
     groups = ["shared.a", "shared.b"]
     live, behind = (StreamIds([Feed((group,)) for group in groups], groups) for _ in range(2))
 
-    def delivery(group: str, key: str) -> Delivery:
-        return Delivery(group=group, id=key, wire=f"data: 1\nid: {key}\n\n".encode())
+    def delivery(group: str, key: str) -> PublishedEvent:
+        return PublishedEvent(group=group, id=key, wire=f"data: 1\nid: {key}\n\n".encode())
 
     for stream, group, key in [
         (live, "shared.a", "7-5"),
