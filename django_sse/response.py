@@ -205,7 +205,12 @@ class EventSourceResponse(StreamingHttpResponse):
             if not source.resumable or isinstance(error, ImproperlyConfigured):
                 source.error = None
                 raise error
-        _guard_until_request_finished(self._event_stream)
+        self._guard(self._event_stream)
+
+    def _guard(self, stream: ResponseBody) -> None:
+        """Release the primed ``stream`` if Django drops this response without starting it."""
+        _guard_until_request_finished(stream)
+        _release_with_the_response(self, stream)
 
     def _get_streaming_content(self) -> Any:
         if not self.is_async:
@@ -261,6 +266,13 @@ class EventSourceResponse(StreamingHttpResponse):
 # released. A request may even finish before its stream is primed: a thread cannot be
 # cancelled, so the middleware below a sync-only one (WhiteNoise) runs on after Django gave the
 # request up. (The test client runs no such context: its caller reads the response later.)
+#
+# ``request_finished`` is not enough on its own. Django 6.1 runs the middleware chain in the
+# request's own task; when the disconnect cancels it while a sync-only middleware's thread is
+# still returning the response from ``async_to_sync``, asgiref copies that thread's half-finished
+# context back into the task, and Django's ``request_finished`` then reaches no receiver
+# ("CurrentThreadExecutor already quit"). So a primed stream also goes with its response: once
+# nothing holds the response, nothing can start the stream.
 
 _unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
 _finished: weakref.WeakSet[object] = weakref.WeakSet()
@@ -279,6 +291,16 @@ def _guard_until_request_finished(stream: ResponseBody) -> None:
         stream.release()
 
 
+def _release_with_the_response(response: EventSourceResponse, stream: EventStream) -> None:
+    # The finalizer holds the stream, not the response; it runs in whichever thread drops it.
+    weakref.finalize(response, _release_if_never_started, stream).atexit = False
+
+
+def _release_if_never_started(stream: EventStream) -> None:
+    if not stream.started:
+        stream.release()
+
+
 def _release_unsent(**kwargs: Any) -> None:
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is None:
@@ -287,8 +309,7 @@ def _release_unsent(**kwargs: Any) -> None:
         _finished.add(request)
         streams = _unsent.pop(request, ())
     for stream in streams:
-        if not stream.started:
-            stream.release()
+        _release_if_never_started(stream)
 
 
 request_finished.connect(_release_unsent, dispatch_uid="django_sse.release_unsent")
