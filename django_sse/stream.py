@@ -26,6 +26,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Generator
 
+from .abandoned import watch_current_request
 from .encoding import PING, jittered_retry
 from .source import Source
 from .stopping import retry_after_stop, server_stop
@@ -98,6 +99,7 @@ class ResponseBody:
             self._state = _DONE
             return retry_after_stop()
         server_stop.track(self)
+        watch_current_request()
         await source.open()  # a subscription joins the hub and replays here
         if self._state == _DONE:  # released while it was setting up
             raise StopAsyncIteration

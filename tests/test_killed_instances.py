@@ -1,0 +1,51 @@
+"""A stream must not outlive its ASGI instance.
+
+A server may cancel the application instance of a request whose client has gone: Daphne does
+once the app has run past ``--application-close-timeout`` after the disconnect (10 s; under
+overload it logged "took too long to shut down and was killed" 7,516 times beside two busy
+loops), uvicorn at the end of ``--timeout-graceful-shutdown``. Django 5.2 runs the response in a
+task of its own that this cancel does not reach: the stream went on into the forgotten
+connection and its subscriber stayed in the hub for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from django.core.handlers.asgi import ASGIHandler
+
+from django_sse import abandoned
+from django_sse.live.hub import get_hub
+from tests.test_dropped_responses import hub_settled, scope
+from tests.waiting import until_async
+
+
+@pytest.mark.urls("tests.urls")
+async def test_a_stream_whose_instance_the_server_killed_leaves_no_subscriber(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(abandoned, "CHECK_INTERVAL", 0.1)
+    # What Daphne gives an instance: its input queue's get, and a send that drops what comes
+    # for a connection that is gone.
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    instance = asyncio.ensure_future(
+        ASGIHandler()(scope("/test/live/open/killed"), queue.get, send)
+    )
+    await until_async(lambda: get_hub().stats()["subscribers"] == 1 and len(sent) >= 2)
+    # The client left and the app took too long: Daphne queues http.disconnect and cancels the
+    # instance, here in the same loop turn, as when the loop was too busy to run it in between.
+    queue.put_nowait({"type": "http.disconnect"})
+    instance.cancel()
+    await asyncio.wait([instance])
+    assert instance.cancelled()
+    state = await hub_settled()
+    assert state["groups"] == {} and state["subscribers"] == 0, state
+    assert state["tasks"] == 0, state
