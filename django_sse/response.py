@@ -272,7 +272,9 @@ class EventSourceResponse(StreamingHttpResponse):
 # still returning the response from ``async_to_sync``, asgiref copies that thread's half-finished
 # context back into the task, and Django's ``request_finished`` then reaches no receiver
 # ("CurrentThreadExecutor already quit"). So a primed stream also goes with its response: once
-# nothing holds the response, nothing can start the stream.
+# nothing holds the response, nothing can start the stream. (A middleware that moved the stream
+# into a new response object of its own would lose it; Django's and the common third-party
+# ones change the response in place or replace the stream: tests/test_middleware_streams.py.)
 
 _unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
 _finished: weakref.WeakSet[object] = weakref.WeakSet()
