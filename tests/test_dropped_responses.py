@@ -204,7 +204,7 @@ async def test_a_client_gone_as_the_sync_only_middleware_returns_leaves_no_subsc
         after_turns(asyncio.get_running_loop(), 10, late.over.set)
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Mapping[str, Any]) -> None:
         sent.append(message["type"])
 
     middleware = [SYNC_ONLY, f"{__name__}.LeavesAsTheThreadReturns", *DJANGO, STREAMS]

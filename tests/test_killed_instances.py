@@ -11,6 +11,7 @@ connection and its subscriber stayed in the hub for good.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import django
@@ -33,9 +34,9 @@ async def test_a_stream_whose_instance_the_server_killed_leaves_no_subscriber(
     # for a connection that is gone.
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})
-    sent: list[dict[str, Any]] = []
+    sent: list[Mapping[str, Any]] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Mapping[str, Any]) -> None:
         sent.append(message)
 
     instance = asyncio.ensure_future(
