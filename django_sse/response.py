@@ -293,12 +293,12 @@ def _guard_until_request_finished(stream: ResponseBody) -> None:
         stream.release()
 
 
-def _release_with_the_response(response: EventSourceResponse, stream: EventStream) -> None:
+def _release_with_the_response(response: EventSourceResponse, stream: ResponseBody) -> None:
     # The finalizer holds the stream, not the response; it runs in whichever thread drops it.
     weakref.finalize(response, _release_if_never_started, stream).atexit = False
 
 
-def _release_if_never_started(stream: EventStream) -> None:
+def _release_if_never_started(stream: ResponseBody) -> None:
     if not stream.started:
         stream.release()
 
