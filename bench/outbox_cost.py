@@ -23,7 +23,7 @@ from typing import Any
 def measure(n: int, rounds: int, publish: bool = True) -> dict[str, Any]:
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.support.settings")
     os.environ.pop("REDIS_URL", None)
     django.setup()
     from django.core.management import call_command

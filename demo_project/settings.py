@@ -3,7 +3,7 @@
 Without them it runs in one process on SQLite, with the in-memory channel layer. With
 ``REDIS_URL`` the channel layer and the replay log are Redis, so that several processes (a
 second server, ``manage.py shell``) reach the same browsers. Nothing here is for the tests: they
-have settings of their own (``tests/settings.py``).
+have settings of their own (``tests/support/settings.py``).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 # The pub/sub layer is imported when one of its names is first used, not with the package: the
-# response and the wire format must stay importable without it (tests/test_layers.py).
+# response and the wire format must stay importable without it (tests/unit/test_layers.py).
 _LIVE = {
     "publish": "publish",
     "publish_sync": "publish",

@@ -274,7 +274,8 @@ class EventSourceResponse(StreamingHttpResponse):
 # ("CurrentThreadExecutor already quit"). So a primed stream also goes with its response: once
 # nothing holds the response, nothing can start the stream. (A middleware that moved the stream
 # into a new response object of its own would lose it; Django's and the common third-party
-# ones change the response in place or replace the stream: tests/test_middleware_streams.py.)
+# ones change the response in place or replace the stream:
+# tests/scenarios/test_middleware_streams.py.)
 
 _unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
 _finished: weakref.WeakSet[object] = weakref.WeakSet()

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.redis_server import RedisServer
-from tests.servers import ServerProcess, manage, start_server
+from tests.support.redis_server import RedisServer
+from tests.support.servers import ServerProcess, manage, start_server
 
 REQUIRE_SERVICES = os.environ.get("DJANGO_SSE_REQUIRE_SERVICES") == "1"
 

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Any
 
-from tests.asgi import application as django_application
+from tests.support.asgi import application as django_application
 
 Scope = dict[str, Any]
 Receive = Any

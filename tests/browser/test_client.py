@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.chromium import Console, npm_file
 from tests.conftest import StartServer
-from tests.servers import ServerProcess
+from tests.support.servers import ServerProcess
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

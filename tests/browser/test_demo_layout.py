@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser.chromium import ARTIFACTS, Console
 from tests.conftest import StartServer
-from tests.servers import ServerProcess, manage
+from tests.support.servers import ServerProcess, manage
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

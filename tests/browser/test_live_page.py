@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.chromium import ARTIFACTS, Console
 from tests.conftest import StartServer
-from tests.servers import manage
+from tests.support.servers import manage
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 

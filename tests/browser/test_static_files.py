@@ -20,7 +20,10 @@ pytestmark = [pytest.mark.server, pytest.mark.browser]
 def test_a_client_that_does_not_load_says_static_files_are_not_served(
     start: StartServer, page: Any, console: Console
 ) -> None:
-    unserved = {"DJANGO_DEBUG": "1", "DJANGO_SETTINGS_MODULE": "tests.settings_static_unserved"}
+    unserved = {
+        "DJANGO_DEBUG": "1",
+        "DJANGO_SETTINGS_MODULE": "tests.support.settings_static_unserved",
+    }
     server = start("daphne", env=unserved)
     with page.expect_console_message(lambda message: "django_sse:" in message.text) as logged:
         page.goto(server.url + "/")

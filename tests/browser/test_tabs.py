@@ -24,8 +24,8 @@ import pytest
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, Console, npm_file
 from tests.conftest import StartServer
-from tests.servers import ServerProcess, manage
-from tests.waiting import until
+from tests.support.servers import ServerProcess, manage
+from tests.support.waiting import until
 
 pytestmark = [pytest.mark.server, pytest.mark.browser]
 
@@ -504,7 +504,7 @@ def test_server_restart_replays_every_feed_from_redis(
         f"publish_sync('fd.{name}.{part}', {{'seq': {seq}}})"
         for seq, part in zip(range(3, 9), PARTS * 2, strict=True)
     )
-    manage("shell", "-c", code, env={**env, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+    manage("shell", "-c", code, env={**env, "DJANGO_SETTINGS_MODULE": "tests.support.settings"})
     restarted = start("daphne", app=APP, env=env, port=port)
     wait_live(page)
     publish_sentinels(restarted, name)

@@ -1,5 +1,0 @@
-"""The test settings with a URLconf that serves no static files, as many a project's does."""
-
-from tests.settings import *  # noqa: F403
-
-ROOT_URLCONF = "tests.urls_static_unserved"

@@ -1,0 +1,65 @@
+"""A stream must not outlive its ASGI instance.
+
+A server may cancel the application instance of a request whose client has gone: Daphne does
+once the app has run past ``--application-close-timeout`` after the disconnect (10 s; under
+overload it logged "took too long to shut down and was killed" 7,516 times beside two busy
+loops), uvicorn at the end of ``--timeout-graceful-shutdown``. Django 5.2 runs the response in a
+task of its own that this cancel does not reach: the stream went on into the forgotten
+connection and its subscriber stayed in the hub for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import django
+import pytest
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler
+
+from django_sse import abandoned
+from django_sse.live.hub import get_hub
+from tests.support.waiting import until_async
+from tests.unit.test_middleware import hub_settled, scope
+
+
+@pytest.mark.urls("tests.support.urls")
+async def test_a_stream_whose_instance_the_server_killed_leaves_no_subscriber(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(abandoned, "CHECK_INTERVAL", 0.1)
+    # What Daphne gives an instance: its input queue's get, and a send that drops what comes
+    # for a connection that is gone.
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    sent: list[Mapping[str, Any]] = []
+
+    async def send(message: Mapping[str, Any]) -> None:
+        sent.append(message)
+
+    instance = asyncio.ensure_future(
+        ASGIHandler()(scope("/test/live/open/killed"), queue.get, send)
+    )
+    await until_async(lambda: get_hub().stats()["subscribers"] == 1 and len(sent) >= 2)
+    listeners = [
+        task
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "") == "ASGIHandler.listen_for_disconnect"
+    ]
+    # The client left and the app took too long: Daphne queues http.disconnect and cancels the
+    # instance, here in the same loop turn, as when the loop was too busy to run it in between.
+    queue.put_nowait({"type": "http.disconnect"})
+    instance.cancel()
+    await asyncio.wait([instance])
+    assert instance.cancelled()
+    if django.VERSION < (6, 0):
+        # The orphaned listener reads the disconnect and ends with RequestAborted, which
+        # nobody retrieves (and nobody cancels the response task it was there to cancel).
+        (listener,) = listeners
+        await asyncio.wait([listener])
+        assert isinstance(listener.exception(), RequestAborted)
+    state = await hub_settled()
+    assert state["groups"] == {} and state["subscribers"] == 0, state
+    assert state["tasks"] == 0, state
