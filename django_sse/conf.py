@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     # Bytes all open streams of one process may have written on their current connections;
     # past it the streams that wrote the most end and resume by id (see budget.py). None: off.
     "PROCESS_MAX_BYTES": 256 * 1024 * 1024,
+    # Event streams one process serves at once; past it a new one is refused with 503 and a
+    # jittered Retry-After, before its first byte (limits.py). None: no limit.
+    "MAX_STREAMS": None,
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,

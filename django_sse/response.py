@@ -17,6 +17,7 @@ from django.http import StreamingHttpResponse
 
 from . import conf
 from .encoding import encode_item
+from .limits import hold_until_finished, retry_after_header, stream_lease
 from .pump import GeneratorSource
 from .source import Source
 from .stream import ResponseBody
@@ -134,9 +135,13 @@ class EventSourceResponse(StreamingHttpResponse):
         self._ping_interval = validate_ping_interval(
             conf.get("PING_INTERVAL") if ping_interval is None else ping_interval
         )
+        lease = stream_lease() if status != 204 else None
+        if status != 204 and lease is None:
+            status = 503  # MAX_STREAMS: refused before the first byte (limits.py)
+            merged.update(retry_after_header())
         self._sync_content: Iterable[Any] | None = None
         self._source: Source | None = None
-        if status == 204:
+        if lease is None:
             pass
         elif isinstance(content, Source):
             # A source of its own (a subscription buffers encoded events): driving it directly
@@ -159,6 +164,8 @@ class EventSourceResponse(StreamingHttpResponse):
         )
         body: AsyncIterator[bytes] = self._event_stream or _nothing()
         super().__init__(body, status=status, headers=merged, reason=reason)
+        if lease is not None:
+            hold_until_finished(self, lease)
         if self._event_stream is not None:
             # Django calls close() when it is done with a response, also one it never iterated
             # (the client left while the headers were being sent).

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.views import View
 
 from ..last_event_id import get_last_event_id
+from ..limits import limit_per_client
 from ..response import EventSourceResponse
 from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
 from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
@@ -54,6 +55,14 @@ class SubscriptionView(View):
       ``"x.{name}"`` can never reach ``"x.private.rows"``.
     - ``reauthorize_interval``: seconds between re-checks of the authorization while the stream
       is open (default ``DJANGO_SSE["REAUTHORIZE_INTERVAL"]``); logging out ends it at once.
+    - ``max_streams_per_client``: how many streams of this view one client may hold open in
+      this process at once (``None``, the default: no limit); past it a new one gets 429 with a
+      jittered ``Retry-After``. Who "one client" is says ``stream_limit_key(request, user)``
+      (sync or async; ``None`` exempts the request): by default the user for an authenticated
+      request, else the address in ``REMOTE_ADDR`` (behind a proxy, override it to read the
+      address your proxy sets). Counted per view class, per process, like
+      ``DJANGO_SSE["MAX_STREAMS"]`` (which every stream of the process counts against, and which
+      answers 503).
 
     Sync hooks (``check``, ``event_filter``, overrides of ``get_group``, ``authorize``,
     ``get_filter``) run in the request's thread, where the ORM works; async ones are awaited.
@@ -72,6 +81,7 @@ class SubscriptionView(View):
     ping_interval: float | None = None
     queue_size: int | None = None
     reauthorize_interval: float | None = None
+    max_streams_per_client: int | None = None
 
     def get_group(self, request: HttpRequest, **kwargs: Any) -> str:
         if not self.group:
@@ -83,6 +93,12 @@ class SubscriptionView(View):
         if self.groups:
             return [format_group(t, kwargs, dotted=self.dotted_kwargs) for t in self.groups]
         return [await self._group(request, **kwargs)]
+
+    def stream_limit_key(self, request: HttpRequest, user: Any) -> str | None:
+        """Who a stream counts against for ``max_streams_per_client`` (see the class docstring)."""
+        if getattr(user, "is_authenticated", False):
+            return f"{type(self).__qualname__}:user:{user.pk}"
+        return f"{type(self).__qualname__}:address:{request.META.get('REMOTE_ADDR', '')}"
 
     async def get_user(self, request: HttpRequest) -> Any:
         auser = getattr(request, "auser", None)
@@ -164,6 +180,11 @@ class SubscriptionView(View):
         return groups, event_filter
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        response = await self.open_stream(request, kwargs)
+        return await limit_per_client(self, request, response)  # type: ignore[no-any-return]
+
+    async def open_stream(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase:
+        """The stream for ``request``, or a refusal (400, 401, 403)."""
         if self._streams_several(request):
             return await combined_stream(self, request, kwargs)
         user = await call(self.get_user, request)

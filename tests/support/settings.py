@@ -117,6 +117,9 @@ if os.environ.get("DJANGO_SSE_REPLAY_WINDOW"):
 if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
     # The process budget tests: "0" turns the budget off (the control case).
     DJANGO_SSE["PROCESS_MAX_BYTES"] = int(os.environ["DJANGO_SSE_PROCESS_MAX_BYTES"]) or None
+if os.environ.get("DJANGO_SSE_MAX_STREAMS"):
+    # The stream limit tests (tests/test_limits.py).
+    DJANGO_SSE["MAX_STREAMS"] = int(os.environ["DJANGO_SSE_MAX_STREAMS"])
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("tests.support.order_views")),
     path("", include("tests.support.feed_views")),
     path("", include("tests.support.fieldtypes.urls")),
+    path("", include("tests.support.limit_views")),
 ]
