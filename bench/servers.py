@@ -49,6 +49,14 @@ TARGETS = [
     _django("eventstream", "daphne"),
     _django("django_sse", "uvicorn"),
     _django("django_sse", "daphne"),
+    # django_sse with its Prometheus metrics on: the cost of DJANGO_SSE["METRICS"].
+    Target(
+        "django_sse+metrics",
+        "bench.djangoapps.asgi:application",
+        "uvicorn",
+        {"BENCH_APP": "django_sse", "BENCH_METRICS": "1"},
+        "django_sse_metrics",
+    ),
 ]
 
 

@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     # Event streams one process serves at once; past it a new one is refused with 503 and a
     # jittered Retry-After, before its first byte (limits.py). None: no limit.
     "MAX_STREAMS": None,
+    # Prometheus metrics (needs prometheus-client: the "prometheus" extra), see live/metrics.py.
+    "METRICS": False,
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,

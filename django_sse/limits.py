@@ -29,6 +29,7 @@ from asgiref.sync import SyncToAsync
 from django.core.signals import request_finished
 
 from . import conf
+from .live import metrics
 
 # The delay a refused client is asked to wait, in seconds: random in this range, so that the
 # clients a full process turned away do not all come back in the same second.
@@ -43,16 +44,19 @@ def retry_after_header() -> dict[str, str]:
 class Lease:
     """One open stream's share of a count; ``release`` gives it back, once."""
 
-    __slots__ = ("_count", "_key")
+    __slots__ = ("_count", "_key", "label")
 
     def __init__(self, count: StreamCount, key: str) -> None:
         self._count: StreamCount | None = count
         self._key = key
+        self.label: str | None = None  # the stream's label in the open-streams metric
 
     def release(self) -> None:
         count, self._count = self._count, None
         if count is not None:
             count.give_back(self._key)
+            if self.label is not None:
+                metrics.record().stream_closed(self.label)
 
     # A response built and never served (or whose construction failed) lets go of its lease.
     __del__ = release
@@ -130,9 +134,19 @@ def hold_until_finished(response: Any, lease: Lease) -> None:
     closers.append(lease.release)
 
 
-def stream_lease() -> Lease | None:
+def stream_lease(content: object) -> Lease | None:
     """``EventSourceResponse``'s admission: a lease of the process's count, or ``None`` (503)."""
-    return open_streams.take(PROCESS, max_streams())
+    lease = open_streams.take(PROCESS, max_streams())
+    if lease is None:
+        metrics.record().refused("max_streams")
+        return None
+    if metrics.record().enabled:  # labelled only when counted, so that the gauge pairs up
+        if hasattr(content, "groups"):
+            lease.label = "multi"
+        else:
+            lease.label = metrics.stream_label(getattr(content, "group", None))
+        metrics.record().stream_opened(lease.label)
+    return lease
 
 
 _leases: weakref.WeakKeyDictionary[object, list[Lease]] = weakref.WeakKeyDictionary()
@@ -171,6 +185,7 @@ async def limit_per_client(view: Any, request: Any, response: Any) -> Any:
         return response
     lease = client_streams.take(key, int(limit))
     if lease is None:
+        metrics.record().refused("per_client")
         # The response built for it was never started: it holds nothing but its own lease.
         refusal = HttpResponse("Too many event streams.", status=429, content_type="text/plain")
         for name, value in retry_after_header().items():

@@ -135,7 +135,7 @@ class EventSourceResponse(StreamingHttpResponse):
         self._ping_interval = validate_ping_interval(
             conf.get("PING_INTERVAL") if ping_interval is None else ping_interval
         )
-        lease = stream_lease() if status != 204 else None
+        lease = stream_lease(content) if status != 204 else None
         if status != 204 and lease is None:
             status = 503  # MAX_STREAMS: refused before the first byte (limits.py)
             merged.update(retry_after_header())

@@ -33,6 +33,7 @@ DATABASES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL")
+DJANGO_SSE: dict[str, object] = {}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -40,7 +41,7 @@ if REDIS_URL:
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
-    DJANGO_SSE = {"REDIS_URL": REDIS_URL, "REPLAY_BACKEND": "redis"}
+    DJANGO_SSE.update({"REDIS_URL": REDIS_URL, "REPLAY_BACKEND": "redis"})
 else:
     # Large enough that the layer itself never drops a tick: the hub's policy is under test.
     CHANNEL_LAYERS = {
@@ -49,3 +50,7 @@ else:
             "CONFIG": {"capacity": 10_000},
         }
     }
+
+# The metrics-cost comparison: the django_sse_metrics target (bench/servers.py) turns them on.
+if os.environ.get("BENCH_METRICS") == "1":
+    DJANGO_SSE["METRICS"] = True

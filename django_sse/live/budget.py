@@ -23,6 +23,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .. import conf
+from . import metrics
 
 # Trimmed down to this share of the budget, so that trimming is rare (see the module docstring).
 LOW_WATER = 0.9
@@ -77,6 +78,7 @@ class ByteBudget:
             self.total -= written
             victims.append((stream, loop))
         self.ended += len(victims)
+        metrics.record().dropped("process_budget", len(victims))
         return victims
 
     @staticmethod

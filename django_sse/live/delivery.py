@@ -11,6 +11,7 @@ the replay log) a second time. Only a ``raw_data`` of several lines carries it s
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from pydantic_core import from_json
@@ -124,6 +125,7 @@ class PublishedEvent:
             "event": self.event,
             "json": self.is_json,
             "origin": self.origin,
+            "t": time.time(),  # when it was published: the publish-to-write latency (metrics.py)
         }
         if self._payload is not None:  # only when the wire does not hold it as one line
             message["payload"] = self._payload

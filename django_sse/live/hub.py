@@ -52,6 +52,7 @@ from channels.layers import (  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
+from . import metrics
 from .delivery import MESSAGE_TYPE, EventKey, PublishedEvent
 from .groups import layer_group
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
@@ -132,6 +133,7 @@ class Waker:
             loop.call_soon(self._run, loop)  # after the tasks just woken
         else:
             self._scheduled = False
+            metrics.record().woken(loop)
 
 
 class LocalGroup:
@@ -354,6 +356,7 @@ class Hub:
                 continue
             if kind != MESSAGE_TYPE:
                 continue
+            metrics.record().received(message)
             try:
                 self.dispatch(PublishedEvent.from_message(message))
             except Exception:
@@ -373,6 +376,7 @@ class Hub:
         self._sequencer.accept(state, order, delivery)
 
     def fan_out(self, state: LocalGroup, delivery: PublishedEvent) -> None:
+        metrics.record().delivered(delivery.group, len(state.members))
         dropped = [s for s in state.members if not s.push(delivery)]
         for subscriber in dropped:
             self.leave(delivery.group, subscriber)
@@ -393,6 +397,7 @@ class Hub:
             error,
             sum(len(state.members) for state in groups.values()),
         )
+        metrics.record().layer_failed(sum(len(state.members) for state in groups.values()))
         channel, self.channel = self.channel, None
         current = asyncio.current_task()
         for task in (self._receiver, self._renewer, self._heartbeat.task):

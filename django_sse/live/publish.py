@@ -16,6 +16,7 @@ from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 
 from ..encoding import encode_event, json_bytes, split_lines
 from ..events import ServerSentEvent
+from . import metrics
 from .delivery import PublishedEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops
@@ -68,6 +69,7 @@ async def publish(group: str, event: Any) -> str:
         await _send_in_memory(layer, name, delivery.message())
     else:
         await layer.group_send(name, delivery.message())
+    metrics.record().published(group)
     return delivery.id
 
 

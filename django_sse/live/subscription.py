@@ -32,6 +32,7 @@ from .. import conf
 from ..buffer import BufferedSource, resolve
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
+from . import metrics
 from .budget import process_budget
 from .catchup import FIRST_PAGE_SIZE, merge_page
 from .db import release_database_connections
@@ -55,6 +56,7 @@ def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -
     Its id is where the client's next reconnect resumes from (an empty id when there is none
     makes the browser forget the stale one).
     """
+    metrics.record().reset(reason)
     event = ServerSentEvent(
         event=RESET_EVENT,
         id=resume_id or "",
@@ -300,6 +302,7 @@ class Subscription(BufferedSource):
         # this is the bound on that buffer (uvicorn blocks the writer, and SUBSCRIBER_QUEUE
         # applies).
         self.exhausted = True
+        metrics.record().dropped("byte_limit")
         if self._hub is not None:
             self._hub.leave(self.group, self)
         self.end()
@@ -307,6 +310,7 @@ class Subscription(BufferedSource):
     def _overflow(self) -> bool:
         # Never slow the others down: this client reconnects and replays what it missed.
         self.lagged = True
+        metrics.record().dropped("lagging")
         logger.info("Closing a subscriber of %s that fell %d events behind", self.group, self.limit)
         self.end()
         return False
@@ -361,6 +365,7 @@ class Subscription(BufferedSource):
             await hub.join(self.group, self)
             if self.last_event_id is not None and not self._closed:
                 self._after = resume_position(self.last_event_id)
+                metrics.record().replayed()
                 if self._after is None:
                     self._go_live("unknown")
                 elif self._after == hub.position(self.group):

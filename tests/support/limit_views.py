@@ -1,4 +1,4 @@
-"""Test-only views for the stream limits (tests/test_limits.py).
+"""Test-only views for the stream limits and metrics (tests/test_limits.py, test_metrics.py).
 
 ``/test/limits/stats`` reports the process's stream count (django_sse.limits) beside the hub's
 subscribers, so a test can check from outside that the count matches the streams really open.
@@ -11,6 +11,7 @@ from django.urls import path
 
 from django_sse import limits
 from django_sse.live.hub import get_hub
+from django_sse.live.metrics import metrics_view
 from django_sse.live.views import SubscriptionView
 
 
@@ -20,6 +21,7 @@ async def stats(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("test/limits/stats", stats),
+    path("test/metrics", metrics_view),
     path("test/limits/open/<str:name>", SubscriptionView.as_view(group="x.limits.{name}")),
     path(
         "test/limits/per-client/<str:name>",

@@ -120,6 +120,9 @@ if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
 if os.environ.get("DJANGO_SSE_MAX_STREAMS"):
     # The stream limit tests (tests/test_limits.py).
     DJANGO_SSE["MAX_STREAMS"] = int(os.environ["DJANGO_SSE_MAX_STREAMS"])
+if os.environ.get("DJANGO_SSE_METRICS"):
+    # The metrics tests (tests/test_metrics.py).
+    DJANGO_SSE["METRICS"] = os.environ["DJANGO_SSE_METRICS"] == "1"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
