@@ -29,6 +29,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_STREAMS": None,
     # Prometheus metrics (needs prometheus-client: the "prometheus" extra), see live/metrics.py.
     "METRICS": False,
+    # presence(group): who is subscribed, in every process (through Redis with the Redis replay
+    # backend); a crashed process drops out after PRESENCE_TTL seconds (live/presence.py).
+    "PRESENCE": False,
+    "PRESENCE_TTL": 6.0,
+    # Publish "joined"/"left" events to a group as authenticated users come and go.
+    "PRESENCE_EVENTS": False,
     # Replay log: how many events per group are kept, and for how long (seconds).
     "REPLAY_WINDOW": 1000,
     "REPLAY_TTL": 24 * 3600,

@@ -52,7 +52,7 @@ from channels.layers import (  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
-from . import metrics
+from . import metrics, presence
 from .delivery import MESSAGE_TYPE, EventKey, PublishedEvent
 from .groups import layer_group
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
@@ -217,9 +217,11 @@ class Hub:
             state = self._groups[group] = LocalGroup(task)
         state.members.add(subscriber)
         await asyncio.shield(state.ready)
+        presence.tracker().entered(group, subscriber)
 
     def leave(self, group: str, subscriber: Subscriber) -> None:
         """Remove ``subscriber``; the last one out releases the group (in the background)."""
+        presence.tracker().left(group, subscriber)
         state = self._groups.get(group)
         if state is None or subscriber not in state.members:
             return
@@ -405,8 +407,9 @@ class Hub:
                 task.cancel()
         self._receiver = self._renewer = None
         self._heartbeat.forget()
-        for state in groups.values():
+        for name, state in groups.items():
             for subscriber in state.members:
+                presence.tracker().left(name, subscriber)
                 subscriber.end(error)
         if channel is not None and groups:
             self._spawn(self._forget(channel, list(groups)))

@@ -27,6 +27,7 @@ from .access import GuardedSubscription, StreamAccess, call, reauthorize_interva
 from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
 from .filtering import EventFilter
 from .groups import format_group, validate_group
+from .presence import identify
 from .subscription import Subscription
 
 # check(request, group, **url_kwargs) -> bool (or an awaitable of one): may this user subscribe?
@@ -204,6 +205,7 @@ class SubscriptionView(View):
             subscription = GuardedSubscription(group, access=access, **options)
         else:
             subscription = Subscription(group, **options)
+        identify(subscription, user)  # whose stream it is, for presence(group)
         return EventSourceResponse(subscription, ping_interval=self.ping_interval)
 
     async def _group(self, request: HttpRequest, **kwargs: Any) -> str:

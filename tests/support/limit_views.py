@@ -12,6 +12,7 @@ from django.urls import path
 from django_sse import limits
 from django_sse.live.hub import get_hub
 from django_sse.live.metrics import metrics_view
+from django_sse.live.presence import presence
 from django_sse.live.views import SubscriptionView
 
 
@@ -26,5 +27,19 @@ urlpatterns = [
     path(
         "test/limits/per-client/<str:name>",
         SubscriptionView.as_view(group="x.limits.{name}", max_streams_per_client=2),
+    ),
+]
+
+
+async def presence_view(request: HttpRequest) -> JsonResponse:
+    found = await presence(request.GET["group"])
+    return JsonResponse({"count": found.count, "users": found.user_ids})
+
+
+urlpatterns += [
+    path("test/presence", presence_view),
+    path(
+        "test/presence/stream/<str:name>",
+        SubscriptionView.as_view(group="x.presence.{name}"),
     ),
 ]

@@ -123,6 +123,11 @@ if os.environ.get("DJANGO_SSE_MAX_STREAMS"):
 if os.environ.get("DJANGO_SSE_METRICS"):
     # The metrics tests (tests/test_metrics.py).
     DJANGO_SSE["METRICS"] = os.environ["DJANGO_SSE_METRICS"] == "1"
+if os.environ.get("DJANGO_SSE_PRESENCE"):
+    # The presence tests (tests/test_presence.py): "events" also publishes joined/left.
+    DJANGO_SSE["PRESENCE"] = True
+    DJANGO_SSE["PRESENCE_EVENTS"] = os.environ["DJANGO_SSE_PRESENCE"] == "events"
+    DJANGO_SSE["PRESENCE_TTL"] = float(os.environ.get("DJANGO_SSE_PRESENCE_TTL", "3"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

@@ -1,0 +1,296 @@
+"""``presence(group)``: who is subscribed to a group, in every process sharing the layer.
+
+Turned on by ``DJANGO_SSE["PRESENCE"] = True``. Each process counts its own subscribers per
+group as the hub adds and removes them, with the user id of those whose view knows one
+(``SubscriptionView`` streams of authenticated users). With the Redis replay backend
+(``REPLAY_BACKEND = "redis"``) every process writes its figures to Redis, one hash per group
+with a field per process holding its count, its user ids and the time it stops being valid:
+``PRESENCE_TTL`` seconds after the write. A process rewrites its entries when they change and
+every third of that TTL, so a process that crashed (SIGKILL, a lost machine) drops out of every
+group within ``PRESENCE_TTL`` seconds. With the in-memory backend, presence covers this process
+only, as the in-memory layer does.
+
+``DJANGO_SSE["PRESENCE_EVENTS"] = True`` also publishes ``joined`` and ``left`` events
+(``{"user": <id>}``) to the group when an authenticated user's first subscription of the group
+in a process starts and its last one ends. A crashed process sends no ``left``; a user whose
+tabs reach two processes joins in each.
+
+Clocks: a field's expiry is the writer's wall clock, read by the reader's: keep the machines'
+clocks in sync (NTP), as the TTL is a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import uuid
+import weakref
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+from .. import conf
+from .groups import validate_group
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger("django_sse")
+
+JOINED_EVENT = "joined"
+LEFT_EVENT = "left"
+
+
+@dataclass(frozen=True)
+class Presence:
+    """A group's subscribers: how many streams, and the distinct ids of authenticated users."""
+
+    count: int
+    user_ids: list[Any] = field(default_factory=list)
+
+
+def identify(subscription: Any, user: Any) -> None:
+    """Say which user ``subscription`` belongs to (``SubscriptionView`` does, for its streams)."""
+    if getattr(user, "is_authenticated", False):
+        subscription.presence_user = user.pk
+
+
+class _Local:
+    """This process's subscribers per group, and their users."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict[object, Any]] = {}
+        self.users: dict[str, Counter[Any]] = {}
+
+    def add(self, group: str, subscriber: object) -> Any:
+        """Add; returns the user id when it is that user's first subscription here, else None."""
+        members = self.members.setdefault(group, {})
+        if subscriber in members:
+            return None
+        user = getattr(subscriber, "presence_user", None)
+        members[subscriber] = user
+        if user is None:
+            return None
+        users = self.users.setdefault(group, Counter())
+        users[user] += 1
+        return user if users[user] == 1 else None
+
+    def remove(self, group: str, subscriber: object) -> Any:
+        """Remove; returns the user id when it was that user's last subscription here."""
+        members = self.members.get(group)
+        if members is None or subscriber not in members:
+            return None
+        user = members.pop(subscriber)
+        if not members:
+            del self.members[group]
+        if user is None:
+            return None
+        users = self.users[group]
+        users[user] -= 1
+        if users[user]:
+            return None
+        del users[user]
+        if not users:
+            del self.users[group]
+        return user
+
+    def figures(self, group: str) -> tuple[int, list[Any]]:
+        return len(self.members.get(group, ())), sorted(self.users.get(group, ()), key=str)
+
+
+class Off:
+    """Presence turned off: the hub's calls do nothing."""
+
+    def entered(self, group: str, subscriber: object) -> None: ...
+    def left(self, group: str, subscriber: object) -> None: ...
+
+    async def presence(self, group: str) -> Presence:
+        raise ImproperlyConfigured('presence() needs DJANGO_SSE["PRESENCE"] = True.')
+
+
+class Tracker(Off):
+    """Presence on: this process's figures, shared through Redis when Redis is configured."""
+
+    def __init__(self, redis_url: str | None, prefix: str, ttl: float, events: bool) -> None:
+        self.local = _Local()
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.ttl = max(1.0, ttl)
+        self.events = events
+        # One field per process in each group's hash: readable in redis-cli.
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._dirty: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- called by the hub, on its loop ---
+
+    def entered(self, group: str, subscriber: object) -> None:
+        user = self.local.add(group, subscriber)
+        self._changed(group, JOINED_EVENT, user)
+
+    def left(self, group: str, subscriber: object) -> None:
+        user = self.local.remove(group, subscriber)
+        self._changed(group, LEFT_EVENT, user)
+
+    def _changed(self, group: str, event: str, user: Any) -> None:
+        if self.events and user is not None:
+            self._spawn(self._announce(group, event, user))
+        if self.redis_url is None:
+            return
+        self._dirty.add(group)
+        if self._writer is None or self._writer.done():
+            self._wake = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        assert self._wake is not None
+        self._wake.set()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _announce(self, group: str, event: str, user: Any) -> None:
+        from ..events import ServerSentEvent
+        from .publish import publish
+
+        try:
+            await publish(group, ServerSentEvent(event=event, data={"user": user}))
+        except Exception:
+            logger.exception("Could not publish the presence event %s of %s", event, group)
+
+    # --- the Redis side ---
+
+    def _key(self, group: str) -> str:
+        return f"{self.prefix}:presence:{group}"
+
+    def _client(self) -> Redis:
+        from redis.asyncio import Redis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            assert self.redis_url is not None
+            client = self._clients[loop] = Redis.from_url(self.redis_url)
+        return client
+
+    async def _write_loop(self) -> None:
+        """Write what changed at once, and everything every third of the TTL."""
+        assert self._wake is not None
+        refresh = self.ttl / 3
+        next_refresh = 0.0
+        while self.local.members or self._dirty:
+            now = time.monotonic()
+            groups = set(self._dirty)
+            if now >= next_refresh:
+                groups |= set(self.local.members)
+                next_refresh = now + refresh
+            self._dirty.clear()
+            self._wake.clear()
+            try:
+                await self._write(groups)
+            except Exception:
+                logger.exception("Could not write presence to Redis (retried)")
+                self._dirty |= groups
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_refresh - time.monotonic()))
+            except TimeoutError:
+                pass
+
+    async def _write(self, groups: set[str]) -> None:
+        if not groups:
+            return
+        expires = time.time() + self.ttl
+        async with self._client().pipeline(transaction=False) as pipe:
+            for group in groups:
+                count, users = self.local.figures(group)
+                key = self._key(group)
+                if count:
+                    entry = json.dumps({"n": count, "u": users, "x": expires}, default=str)
+                    pipe.hset(key, self.process, entry)
+                    pipe.expire(key, int(self.ttl) + 1)
+                else:
+                    pipe.hdel(key, self.process)
+            await pipe.execute()
+
+    async def presence(self, group: str) -> Presence:
+        validate_group(group)
+        if self.redis_url is None:
+            count, users = self.local.figures(group)
+            return Presence(count, users)
+        client = self._client()
+        key = self._key(group)
+        entries = await client.hgetall(key)
+        now = time.time()
+        count, stale = 0, []
+        seen: set[Any] = set()
+        for process, raw in entries.items():
+            entry = json.loads(raw)
+            if entry["x"] < now:
+                stale.append(process)  # a process that stopped refreshing: crashed
+                continue
+            count += entry["n"]
+            seen.update(entry["u"])
+        if stale:
+            await client.hdel(key, *stale)
+        return Presence(count, sorted(seen, key=str))
+
+
+class _Registry:
+    """The process's tracker, made from the settings on first use."""
+
+    def __init__(self) -> None:
+        self._current: Off | None = None
+
+    def get(self) -> Off:
+        if self._current is None:
+            self._current = self._make()
+        return self._current
+
+    @staticmethod
+    def _make() -> Off:
+        if not conf.get("PRESENCE"):
+            return Off()
+        shared = conf.get("REPLAY_BACKEND") == "redis"
+        if shared and not conf.get("REDIS_URL"):
+            raise ImproperlyConfigured('DJANGO_SSE["PRESENCE"] with Redis needs "REDIS_URL".')
+        return Tracker(
+            conf.get("REDIS_URL") if shared else None,
+            conf.get("KEY_PREFIX"),
+            float(conf.get("PRESENCE_TTL")),
+            bool(conf.get("PRESENCE_EVENTS")),
+        )
+
+    def reset(self, setting: str, **kwargs: Any) -> None:
+        if setting == "DJANGO_SSE":
+            self._current = None
+
+
+registry = _Registry()
+setting_changed.connect(registry.reset, dispatch_uid="django_sse.presence.reset")
+
+
+def tracker() -> Off:
+    """What tracks this process's subscribers (nothing, when presence is off)."""
+    return registry.get()
+
+
+async def presence(group: str) -> Presence:
+    """Who is subscribed to ``group``: ``(await presence("items")).count``."""
+    return await tracker().presence(group)
+
+
+def presence_sync(group: str) -> Presence:
+    """``presence`` for sync code (views, management commands)."""
+    return async_to_sync(presence)(group)
