@@ -145,6 +145,10 @@ class Tracker(Off):
         self._changed(group, LEFT_EVENT, user)
 
     def _changed(self, group: str, event: str, user: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a subscriber released with its loop gone: nobody to tell
+            return
         if self.events and user is not None:
             self._spawn(self._announce(group, event, user))
         if self.redis_url is None:
