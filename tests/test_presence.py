@@ -8,6 +8,7 @@ expire: ``PRESENCE_TTL`` is 3 s here).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.raw_client import address, read_until, request
+from tests.servers import manage
 from tests.test_access import create_users, log_in
 from tests.test_concurrent_publishers import environment
 from tests.waiting import until
@@ -34,8 +36,6 @@ def presence(url: str) -> dict[str, object]:
 
 
 def user_ids(url: str, *names: str) -> dict[str, int]:
-    from tests.servers import manage
-
     code = (
         "from django.contrib.auth.models import User\n"
         f"users = User.objects.filter(username__in={list(names)!r})\n"
@@ -104,6 +104,10 @@ def test_presence_covers_both_servers_and_forgets_a_killed_one(
             await asyncio.to_thread(
                 until, lambda s=server: reached(s.url, 5, [ids[alice], ids[bob]])
             )
+        # manage.py sse_status, in a process of its own, reads the same from Redis.
+        out = await asyncio.to_thread(manage, "sse_status", "--presence", GROUP, "--json", env=env)
+        expected = {"count": 5, "users": sorted([ids[alice], ids[bob]])}
+        assert json.loads(out)["presence"][GROUP] == expected
         # One joined per user and process, not per tab.
         await asyncio.to_thread(until, lambda: listener.received.count(b"event: joined") == 2)
         assert f'"user": {ids[alice]}'.encode() in listener.received or (

@@ -111,7 +111,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        status = summarize(read_families(options["url"]))
+        metrics_readable = options["url"] or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if metrics_readable or not options["presence"]:
+            status = summarize(read_families(options["url"]))
+        else:  # presence alone: no metrics to read
+            status = {"figures": {}, "latency": {"count": 0}}
         if options["presence"]:
             from django_sse.live.presence import presence_sync
 
@@ -122,7 +126,7 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(status, indent=2, sort_keys=True))
             return
-        for name, title in FIGURES:
+        for name, title in FIGURES if metrics_readable else ():
             row = status["figures"].get(name, {})
             total = sum(row.values())
             parts = [f"{label} {value:g}" for label, value in sorted(row.items()) if label]
