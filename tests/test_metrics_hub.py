@@ -7,8 +7,7 @@ from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
-from django_sse.live import hub as hub_module
-from django_sse.live import metrics
+from django_sse.live import heartbeat, metrics
 from django_sse.live.hub import Hub
 from tests.test_hub_failures import FlakyLayer, Recorder
 from tests.waiting import until_async as until
@@ -20,7 +19,7 @@ def sample(name: str, **labels: str) -> float:
 
 @pytest.fixture(autouse=True)
 def fast_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub_module, "HEARTBEAT_INTERVAL", 0.02)
+    monkeypatch.setattr(heartbeat, "HEARTBEAT_INTERVAL", 0.02)
 
 
 async def test_a_layer_failure_counts_once_and_drops_each_subscriber() -> None:
