@@ -100,7 +100,9 @@ async def test_logging_out_ends_the_users_streams_in_process(how: str) -> None:
     response = await client.get("/test/acc/mine")
     assert response.status_code == 200
     mine = response._source  # type: ignore[attr-defined]
-    theirs = (await other.get("/test/acc/mine"))._source  # type: ignore[attr-defined]
+    # Held: a response collected before it started releases its stream (response.py).
+    their_response = await other.get("/test/acc/mine")
+    theirs = their_response._source  # type: ignore[attr-defined]
     await until(lambda: get_hub().groups().get("x.acc.rows") == 2)
     assert get_hub().groups()[user_group(user)] == 1
     if how == "end_user_streams":
