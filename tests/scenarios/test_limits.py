@@ -220,7 +220,7 @@ def test_a_client_past_its_limit_gets_429(start: StartServer) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.urls("tests.urls")
+@pytest.mark.urls("tests.support.urls")
 @pytest.mark.parametrize("placement", ["last", "first", "in front of a sync-only one"])
 async def test_responses_django_drops_give_their_lease_back(placement: str) -> None:
     """A client gone before the response starts: Django drops the response without closing it."""

@@ -118,13 +118,13 @@ if os.environ.get("DJANGO_SSE_PROCESS_MAX_BYTES"):
     # The process budget tests: "0" turns the budget off (the control case).
     DJANGO_SSE["PROCESS_MAX_BYTES"] = int(os.environ["DJANGO_SSE_PROCESS_MAX_BYTES"]) or None
 if os.environ.get("DJANGO_SSE_MAX_STREAMS"):
-    # The stream limit tests (tests/test_limits.py).
+    # The stream limit tests (tests/scenarios/test_limits.py).
     DJANGO_SSE["MAX_STREAMS"] = int(os.environ["DJANGO_SSE_MAX_STREAMS"])
 if os.environ.get("DJANGO_SSE_METRICS"):
-    # The metrics tests (tests/test_metrics.py).
+    # The metrics tests (tests/scenarios/test_metrics.py).
     DJANGO_SSE["METRICS"] = os.environ["DJANGO_SSE_METRICS"] == "1"
 if os.environ.get("DJANGO_SSE_PRESENCE"):
-    # The presence tests (tests/test_presence.py): "events" also publishes joined/left.
+    # The presence tests (tests/scenarios/test_presence.py): "events" also publishes joined/left.
     DJANGO_SSE["PRESENCE"] = True
     DJANGO_SSE["PRESENCE_EVENTS"] = os.environ["DJANGO_SSE_PRESENCE"] == "events"
     DJANGO_SSE["PRESENCE_TTL"] = float(os.environ.get("DJANGO_SSE_PRESENCE_TTL", "3"))

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_sse.management.commands.sse_status import summarize
 from tests.conftest import StartServer
-from tests.raw_client import Browser, all_received, frozen_socket
-from tests.servers import manage
-from tests.waiting import until
+from tests.support.raw_client import Browser, all_received, frozen_socket
+from tests.support.servers import manage
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.server
 

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from tests.conftest import StartServer
-from tests.raw_client import address, read_until, request
-from tests.servers import manage
-from tests.test_access import create_users, log_in
-from tests.test_concurrent_publishers import environment
-from tests.waiting import until
+from tests.scenarios.test_access import create_users, log_in
+from tests.scenarios.test_concurrent_publishers import environment
+from tests.support.raw_client import address, read_until, request
+from tests.support.servers import manage
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.server
 

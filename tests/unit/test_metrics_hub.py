@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 
 from django_sse.live import heartbeat, metrics
 from django_sse.live.hub import Hub
-from tests.test_hub_failures import FlakyLayer, Recorder
-from tests.waiting import until_async as until
+from tests.support.waiting import until_async as until
+from tests.unit.test_hub_failures import FlakyLayer, Recorder
 
 
 def sample(name: str, **labels: str) -> float:
