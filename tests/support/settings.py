@@ -15,7 +15,8 @@ from django_sse.redis_retry import channel_layer_host
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 SECRET_KEY = "tests-only-not-secret"
-DEBUG = True
+# DJANGO_DEBUG=0 runs a server as production would (no DEBUG-only warnings; tests that check it).
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["*"]
 
 INSTALLED_APPS = [

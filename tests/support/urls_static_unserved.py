@@ -7,7 +7,7 @@ Like a project that runs ``daphne`` or ``uvicorn`` in development (``DEBUG`` on)
 from django.contrib import admin
 from django.urls import path
 
-from demo_project.items import pages
+from demo_project.items import notes, pages
 from django_sse.live.views import SubscriptionView
 from tests.support import views
 
@@ -16,5 +16,6 @@ urlpatterns = [
     path("items/live", SubscriptionView.as_view(group="items.item"), name="items-live"),
     path("", pages.home, name="home"),
     path("logs/", pages.logs, name="logs"),
+    path("notes/", notes.notes, name="notes"),  # the page header links to it
     path("test/health", views.health),
 ]
