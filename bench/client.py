@@ -139,7 +139,7 @@ class Stream(asyncio.Protocol):
                 self.disorder += 1
             self.expected = seq + 1
             self.events += 1
-            latencies.append(now - float(t1 or t2))
+            latencies.append(self.run.latency(now, seq, float(t1 or t2)))
         self.last_seq = self.expected - 1
         self.run.last_receipt = now
         if self.events >= self.run.expected_events and not self.complete:
@@ -179,6 +179,14 @@ class Run:
         self.closed_early = 0
         self.done = asyncio.Event()
         self.finished_messages = 0
+        # Loopback source addresses the streams are spread over (127.0.0.x): each gives its own
+        # ephemeral port range, so tens of thousands of streams do not run out of ports.
+        self.sources: list[str] = []
+        self.connects = 0
+
+    def latency(self, now: float, seq: int, published: float) -> float:
+        """Publish-to-receipt of tick ``seq``, stamped ``published`` by the publisher."""
+        return now - published
 
     def request(self, path: str) -> bytes:
         return (
@@ -208,8 +216,14 @@ class Run:
 
     async def open(self, path: str, limit: float) -> Stream:
         request = self.request(path)
+        source = None
+        if self.sources:
+            self.connects += 1
+            source = (self.sources[self.connects % len(self.sources)], 0)
         _, stream = await asyncio.wait_for(
-            self.loop.create_connection(lambda: Stream(self, request), self.host, self.port),
+            self.loop.create_connection(
+                lambda: Stream(self, request), self.host, self.port, local_addr=source
+            ),
             limit,
         )
         self.streams.append(stream)
@@ -254,6 +268,19 @@ async def http_get(host: str, port: int, path: str, limit: float = 10) -> tuple[
         return status, data.partition(b"\r\n\r\n")[2]
 
     return await asyncio.wait_for(get(), limit)
+
+
+async def warm_up(streams: Sequence[Stream], host: str, port: int, path: str, limit: float) -> int:
+    """Publish markers (seq -1) until every stream has seen one, so that a subscription that
+    registers late is not counted as a loss; returns how many never saw one."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        await http_get(host, port, path)
+        await asyncio.sleep(0.3)
+        if all(stream.warm or stream.closed for stream in streams):
+            break
+    await asyncio.sleep(0.5)
+    return sum(not stream.warm for stream in streams)
 
 
 async def firehose(args: argparse.Namespace) -> dict[str, Any]:
@@ -313,14 +340,9 @@ async def fanout(args: argparse.Namespace) -> dict[str, Any]:
     # Prove every stream is subscribed before counting: publish markers (seq -1) until each
     # stream has seen one, so a subscription that registers late is not counted as a loss.
     publish_host, publish_port = urls[0].hostname or "127.0.0.1", urls[0].port or 80
-    warm_deadline = time.monotonic() + args.warm_timeout
-    while time.monotonic() < warm_deadline:
-        await http_get(publish_host, publish_port, args.warm_path)
-        await asyncio.sleep(0.3)
-        if all(stream.warm or stream.closed for stream in streams):
-            break
-    result["not_warm"] = sum(not stream.warm for stream in streams)
-    await asyncio.sleep(0.5)
+    result["not_warm"] = await warm_up(
+        streams, publish_host, publish_port, args.warm_path, args.warm_timeout
+    )
     for stream in streams:
         stream.complete = stream.events >= args.events
     for each in runs:

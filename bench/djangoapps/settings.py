@@ -2,7 +2,8 @@
 
 No middleware: a sync middleware makes Django hop to a thread for every request, and what is
 measured here is the streaming library, not the middleware stack. ``BENCH_APP`` selects the app;
-``REDIS_URL`` switches the channel layer to Redis (the end-to-end workload across processes).
+``REDIS_URL`` switches the channel layer to Redis (the workloads across processes):
+``RedisPubSubChannelLayer``, or ``RedisChannelLayer`` with ``BENCH_LAYER=core``.
 """
 
 from __future__ import annotations
@@ -34,14 +35,27 @@ DATABASES = {
 
 REDIS_URL = os.environ.get("REDIS_URL")
 DJANGO_SSE: dict[str, object] = {}
+LAYERS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": LAYERS[os.environ.get("BENCH_LAYER", "pubsub")],
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
     DJANGO_SSE.update({"REDIS_URL": REDIS_URL, "REPLAY_BACKEND": "redis"})
+    if BENCH_APP == "eventstream":
+        from urllib.parse import urlsplit
+
+        _redis = urlsplit(REDIS_URL)
+        EVENTSTREAM_REDIS = {
+            "host": _redis.hostname,
+            "port": _redis.port or 6379,
+            "db": int(_redis.path.strip("/") or 0),
+        }
 else:
     # Large enough that the layer itself never drops a tick: the hub's policy is under test.
     CHANNEL_LAYERS = {
