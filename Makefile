@@ -59,7 +59,7 @@ BENCH_ARGS ?=
 $(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install -q -e '.[daphne,redis,prometheus]' -r bench/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[bench,prometheus]' -r bench/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -46,7 +46,7 @@ class Size:
 SIZES = {
     "full": Size(5000, 2, 10.0, 20_000, 0),
     "quick": Size(500, 5, 3.0, 20_000, 3000),
-    "smoke": Size(3, 2, 1.0, 3, 5, drain=30.0),
+    "smoke": Size(3, 2, 1.0, 2, 5, drain=30.0),
 }
 
 # The cross-process targets: (name, BENCH_APP, BENCH_LAYER), all on two uvicorn processes.

@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     if "idle" in workloads:
         log(f"idle: {scale.idle:,} open streams")
         for target in targets:
-            result = measure(target, "idle", ["--conns", str(scale.idle)], log_dir)
+            settle = ["--settle", "0.2"] if args.smoke else []  # RSS is not the smoke's point
+            result = measure(target, "idle", ["--conns", str(scale.idle), *settle], log_dir)
             record(target, "idle", {"conns": scale.idle}, result)
     if "e2e" in workloads and (only is None or "django_sse" in only):
         subs, events, rate = scale.e2e
