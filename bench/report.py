@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = [
-    "django-sse",
+    "django-eventsource",
     "Django",
     "channels",
     "channels-redis",
