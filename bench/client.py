@@ -36,7 +36,7 @@ TICK = re.compile(rb'"seq": ?(-?\d+), ?"t": ?([0-9.eE+-]+)|bench:(-?\d+):([0-9.]
 LINGER_RST = struct.pack("ii", 1, 0)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # A fan-out ends once nothing has arrived for this long after publishing. The smoke test
-# (tests/test_bench_smoke.py) raises it: on a loaded machine a server may pause for seconds.
+# (tests/scenarios/test_bench_smoke.py) raises it: a loaded machine may pause a server for seconds.
 STALL_S = float(os.environ.get("BENCH_STALL_S", "5"))
 
 

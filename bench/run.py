@@ -42,7 +42,8 @@ class Scale:
 
 FULL = Scale(50_000, ((1000, 200, 20), (5000, 100, 10), (5000, 200, 20)), 10_000, (1000, 100, 20))
 QUICK = Scale(10_000, ((200, 40, 20), (1000, 30, 10)), 1000, (200, 40, 20))
-# A few connections and events per target: proves the harness runs (tests/test_bench_smoke.py).
+# A few connections and events per target: proves the harness runs
+# (tests/scenarios/test_bench_smoke.py).
 SMOKE = Scale(50, ((3, 5, 5),), 3, (3, 5, 5))
 
 

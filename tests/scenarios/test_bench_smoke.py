@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import REQUIRE_SERVICES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The smoke run takes about 2 minutes on a quiet 2-core machine; much longer under load.
 SMOKE_TIMEOUT = 1800
 
