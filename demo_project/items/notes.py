@@ -31,7 +31,7 @@ def own_notes(request: HttpRequest, user: Any) -> Callable[[Any], bool]:
 async def owns_note(request: HttpRequest, group: str, pk: int) -> bool:
     """Whether the user may follow note ``pk`` (403 when not)."""
     user = await request.auser()  # not request.user: that would query from async code
-    return await Note.objects.filter(pk=pk, owner=user).aexists()
+    return await Note.objects.filter(pk=pk, owner_id=user.pk).aexists()
 
 
 # Every note of the user, live: the group holds everybody's, the filter keeps the user's own.
@@ -58,5 +58,5 @@ def notes(request: HttpRequest) -> HttpResponse:
         form.save()
         return redirect("notes")
     latest = latest_event_id_sync("items.note")  # before the query, as for the items
-    mine = list(Note.objects.filter(owner=request.user))
+    mine = list(Note.objects.filter(owner_id=request.user.pk))
     return render(request, "items/notes.html", {"notes": mine, "form": form, "latest": latest})
