@@ -49,7 +49,7 @@ def get_last_event_id(request: HttpRequest) -> str | None:
     the header, while the parameter was fixed when the page built the URL. Values over 1 KiB,
     with CR, LF or NUL, or not UTF-8 count as absent.
     """
-    header = request.META.get("HTTP_LAST_EVENT_ID")
+    header = request.headers.get("last-event-id")
     if header is not None:
         value = _from_header(header)
         if value is not None:
@@ -59,7 +59,7 @@ def get_last_event_id(request: HttpRequest) -> str | None:
 
 def header_last_event_id(request: HttpRequest) -> str | None:
     """The ``Last-Event-ID`` header alone (a browser's own reconnect), or ``None``."""
-    header = request.META.get("HTTP_LAST_EVENT_ID")
+    header = request.headers.get("last-event-id")
     return _from_header(header) if header is not None else None
 
 

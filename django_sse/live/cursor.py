@@ -23,7 +23,7 @@ Cursors are untrusted input. ``read`` returns ``None`` for anything that is not 
 the positions it finds only for the groups the URL names: an entry for any other group is
 ignored, so a cursor can never add a group. A position that verifies may still be wrong for the
 group's log (another epoch, a sequence in the future): the log's checks make that a ``reset``.
-docs/feeds.md has the measured lengths: under 1 KiB at ``MAX_GROUPS``.
+docs/topics/feeds-and-tabs.md has the measured lengths: under 1 KiB at ``MAX_GROUPS``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Combined feeds: several ``SubscriptionView`` URLs served on one connection.
 
 A page that follows several feeds opens one stream: the URL of its first feed plus one
-``feed=<path and query of another feed>`` parameter per further feed (docs/feeds.md). The view
-of the first feed resolves every other path with ``django.urls.resolve``; each must be served by
-a ``SubscriptionView``, whose whole authorization then runs for this request, before the first
-byte: one refusal (401/403) refuses the stream, anything else that is wrong is a 400. The stream
-follows the union of every feed's groups (a group named by two feeds is joined once) and each
-feed keeps its own event filter: an event's id names the feeds it belongs to (multi.py).
+``feed=<path and query of another feed>`` parameter per further feed
+(docs/topics/feeds-and-tabs.md). The view of the first feed resolves every other path with
+``django.urls.resolve``; each must be served by a ``SubscriptionView``, whose whole
+authorization then runs for this request, before the first byte: one refusal (401/403) refuses
+the stream, anything else that is wrong is a 400. The stream follows the union of every feed's
+groups (a group named by two feeds is joined once) and each feed keeps its own event filter: an
+event's id names the feeds it belongs to (multi.py).
 """
 
 from __future__ import annotations

@@ -100,7 +100,8 @@ def sse_stream(
     ``backoff`` and ``max_backoff`` (ms) bound the client's own reconnects after the browser
     gives up; ``reconnect=False`` closes the stream when it ends or fails instead.
     ``share=False`` gives this feed a connection of its own: by default the tags of a page
-    share one connection, and the tabs of a browser one for all of them (docs/tabs.md).
+    share one connection, and the tabs of a browser one for all of them
+    (docs/topics/feeds-and-tabs.md).
     """
     if "/" in url:
         if args or kwargs:

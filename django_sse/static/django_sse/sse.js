@@ -7,7 +7,7 @@
  *   PageShare   every shareable feed of this page on one connection;
  *   TabShare    one connection for every tab of the origin: the tab holding the Web Lock
  *               "django-sse" connects for the union of all tabs' feeds and relays each event
- *               over the BroadcastChannel "django-sse" (docs/tabs.md).
+ *               over the BroadcastChannel "django-sse" (docs/topics/feeds-and-tabs.md).
  *
  * Each <script type="application/json" data-django-sse-config> holds one feed's
  * configuration; the element that contains it becomes the feed's root:
@@ -1202,7 +1202,7 @@
   });
 
   /**
-   * The client's public surface (docs/tabs.md, "From JavaScript"); nothing else is.
+   * The client's public surface (docs/topics/feeds-and-tabs.md, "From JavaScript"); nothing else is.
    * @namespace DjangoSSE
    * @property {function(ParentNode=)} scan start the tags inside a container now, rather than
    *     at the MutationObserver's next batch (e.g. right after inserting markup by hand)
