@@ -77,20 +77,24 @@ class _AsyncContent:
     ``TypeError`` that says what to do instead of running the stream without an event loop;
     Django, seeing that ``iter()`` fails, still takes it for the async iterator it is. A sync
     source is read synchronously, as under WSGI. Closing it closes the stream, through whatever
-    wraps it (``AsyncClient``'s wrapper).
+    wraps it (``AsyncClient``'s wrapper), and then the stream itself: the wrappers only schedule
+    its release (``response.close()``), and a test whose event loop ends right after ``aclose()``
+    would leave the stream counted in the process's byte budget.
     """
 
-    __slots__ = ("_iterator", "_sync", "_underlying")
+    __slots__ = ("_iterator", "_stream", "_sync", "_underlying")
 
     def __init__(
         self,
         iterator: AsyncIterator[bytes],
         underlying: object,
         sync: Callable[[], Iterator[bytes]] | None,
+        stream: ResponseBody | None = None,
     ) -> None:
         self._iterator = iterator
         self._underlying = underlying
         self._sync = sync
+        self._stream = stream
 
     def __aiter__(self) -> _AsyncContent:
         return self
@@ -99,7 +103,7 @@ class _AsyncContent:
         return self._iterator.__anext__()
 
     async def aclose(self) -> None:
-        for iterator in (self._iterator, self._underlying):
+        for iterator in (self._iterator, self._underlying, self._stream):
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -227,7 +231,9 @@ class EventSourceResponse(StreamingHttpResponse):
         if self._event_stream is not None and iterator is self._event_stream:
             # Our own bytes: Django's per-chunk make_bytes wrapper has nothing to do.
             return _AsyncContent(self._event_stream, None, sync)
-        return _AsyncContent(_django_streaming_content.__get__(self), iterator, sync)
+        return _AsyncContent(
+            _django_streaming_content.__get__(self), iterator, sync, self._event_stream
+        )
 
     streaming_content = property(_get_streaming_content, _django_streaming_content.fset)
 

@@ -4,10 +4,14 @@ shows it against a real Daphne with frozen clients)."""
 
 from __future__ import annotations
 
-from django.test import override_settings
+import pytest
+from django.test import AsyncClient, override_settings
 
 from django_sse import publish, subscribe
 from django_sse.live.budget import ByteBudget, process_budget
+from django_sse.live.hub import get_hub
+from django_sse.testing import read_events
+from tests.support.client_responses import async_content
 
 
 class Stream:
@@ -65,3 +69,28 @@ async def test_a_subscription_counts_what_it_writes_and_ends_over_the_process_bu
     await late.close()
     await early.close()
     assert budget.stats()["streams"] == others
+
+
+@pytest.mark.urls("tests.support.urls")
+@pytest.mark.parametrize(
+    ("url", "group"),
+    [
+        ("/test/live/open/test-budget-close", "x.test-budget-close"),
+        ("/test/feeds/pair/test-budget-close", "fd.test-budget-close.a"),
+    ],
+)
+async def test_a_stream_closed_through_its_streaming_content_leaves_the_budget(
+    url: str, group: str
+) -> None:
+    # How docs/topics/testing.md closes a stream: the hub and the budget both let it go.
+    budget = process_budget()
+    before = budget.stats()["streams"]
+    response = await AsyncClient().get(url)
+    await publish(group, 1)
+    assert len(await read_events(response, 1)) == 1
+    assert budget.stats()["streams"] == before + 1
+    await async_content(response).aclose()  # type: ignore[attr-defined]
+    # Released by the time aclose() returns: a test that ends right after it (and closes its
+    # event loop, with the hub of that loop) leaves nothing in the process-wide budget.
+    assert budget.stats()["streams"] == before
+    assert not get_hub().groups()
