@@ -42,7 +42,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import (  # type: ignore[import-untyped]
     BaseChannelLayer,
@@ -53,32 +53,37 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
 from . import metrics, presence
-from .delivery import MESSAGE_TYPE, EventKey, PublishedEvent
-from .groups import layer_group
+from .delivery import MESSAGE_TYPE, PublishedEvent
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
-from .ordering import GroupOrder, Sequencer
-from .replay import get_log
+from .membership import (
+    MAX_RENEW_INTERVAL,
+    GroupMembership,
+    LocalGroup,
+    Subscriber,
+    forget_channel,
+)
+from .ordering import Sequencer
 from .state import live_state
+
+__all__ = [
+    "END_TYPE",
+    "MAX_RENEW_INTERVAL",
+    "WAKE_BATCH",
+    "Hub",
+    "LocalGroup",
+    "Subscriber",
+    "Waker",
+    "current_layer",
+    "get_hub",
+    "hub_loops",
+    "listening_loops",
+]
 
 logger = logging.getLogger("django_sse")
 
-# Layers forget a group membership after ``group_expiry`` (a day by default); a hub that lives
-# longer renews its memberships well before that.
-MAX_RENEW_INTERVAL = 3600.0
 # A control message: end every local subscriber of its group (access.py: a user's streams on
 # logout). It carries only ``group``; nothing of it is written to any client.
 END_TYPE = "django_sse.end"
-
-
-class Subscriber(Protocol):
-    def push(self, delivery: PublishedEvent) -> bool:
-        """Take one live event; ``False`` means "drop me, I am gone or too far behind"."""
-
-    def end(self, error: Exception | None = None) -> None:
-        """The hub stopped serving this subscriber (it lagged, or the layer failed)."""
-
-    def reset(self, reason: str, position: EventKey) -> bool:
-        """Events up to ``position`` are lost for good; ``False`` as for ``push``."""
 
 
 def current_layer() -> BaseChannelLayer:
@@ -136,59 +141,28 @@ class Waker:
             metrics.record().woken(loop)
 
 
-class LocalGroup:
-    """A group's local subscribers, the join that makes the layer deliver it, and its order."""
+class Hub(GroupMembership):
+    """Subscribers of one event loop, behind one channel-layer channel.
 
-    __slots__ = ("members", "order", "ready")
-
-    def __init__(self, ready: asyncio.Task[None]) -> None:
-        self.members: set[Subscriber] = set()
-        self.ready = ready
-        self.order: GroupOrder | None = None  # set once the layer delivers and the log was read
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Everyone waiting on a failed join may have been cancelled; do not warn about it then.
-    if not task.cancelled():
-        task.exception()
-
-
-class Hub:
-    """Subscribers of one event loop, behind one channel-layer channel."""
+    Joining and leaving the layer's groups is ``GroupMembership``'s (membership.py); the hub
+    receives from the channel, dispatches each event in its group's order and fans it out.
+    """
 
     def __init__(self, layer: BaseChannelLayer) -> None:
-        self.layer = layer
-        self.channel: str | None = None
-        self._groups: dict[str, LocalGroup] = {}
-        # Serialises group_add/group_discard/new_channel so that a group re-joined right after
-        # its last subscriber left is added after it was discarded, never before.
-        self._lock = asyncio.Lock()
+        super().__init__(layer)
         self._receiver: asyncio.Task[None] | None = None
-        self._renewer: asyncio.Task[None] | None = None
         self._sequencer = Sequencer(self)
         self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._sequencer.audit()))
-        self._background: set[asyncio.Task[None]] = set()
         # ``wake(future)`` resolves a subscriber's future, spread over turns of the loop (see
         # ``Waker``): the waker's own method, called per event and subscriber without a frame
         # of the hub's in between.
         self.wake: Callable[[asyncio.Future[None]], None] = Waker().wake
         self.received = 0  # messages taken from the layer, for tests and benchmarks
-        self.renewals = 0  # passes of the membership renewal completed
 
     @property
     def channels(self) -> int:
         """How many channel-layer channels this hub holds (0 or 1)."""
         return 0 if self.channel is None else 1
-
-    def position(self, group: str) -> EventKey | None:
-        """The last event of ``group`` dispatched here, in order (the log's when joined)."""
-        state = self._groups.get(group)
-        order = state.order if state is not None else None
-        return order.position if order is not None else None
-
-    def groups(self) -> dict[str, int]:
-        """Local subscribers per group."""
-        return {name: len(group.members) for name, group in self._groups.items()}
 
     def stats(self) -> dict[str, Any]:
         """A snapshot for health checks and leak tests: what this hub holds right now.
@@ -197,7 +171,7 @@ class Hub:
         group releases and audits): with
         no subscriber left and the background work done, everything here is zero or empty.
         """
-        own = [self._receiver, self._renewer, self._heartbeat.task, *self._background]
+        own = [self._receiver, self._renewal.task, self._heartbeat.task, *self._background]
         return {
             "groups": self.groups(),
             "subscribers": sum(len(group.members) for group in self._groups.values()),
@@ -206,135 +180,23 @@ class Hub:
             "received": self.received,
         }
 
-    async def join(self, group: str, subscriber: Subscriber) -> None:
-        """Add ``subscriber`` to ``group``; returns once the layer delivers the group's events."""
-        state = self._groups.get(group)
-        if state is None:
-            # The first subscriber's join runs as a task of its own so that cancelling that
-            # subscriber (a client that went away at once) cannot leave the others waiting.
-            task = asyncio.get_running_loop().create_task(self._add(group))
-            task.add_done_callback(_retrieve)
-            state = self._groups[group] = LocalGroup(task)
-        state.members.add(subscriber)
-        await asyncio.shield(state.ready)
-        presence.tracker().entered(group, subscriber)
+    def _open_channel(self, channel: str) -> None:
+        # A process that serves streams also relays what a failed publish or a crashed process
+        # left in the outbox (django_sse.live.outbox).
+        from .outbox import periodic_relay
 
-    def leave(self, group: str, subscriber: Subscriber) -> None:
-        """Remove ``subscriber``; the last one out releases the group (in the background)."""
-        presence.tracker().left(group, subscriber)
-        state = self._groups.get(group)
-        if state is None or subscriber not in state.members:
-            return
-        state.members.discard(subscriber)
-        if state.members:
-            return
-        del self._groups[group]
-        self._spawn(self._discard(group, state))
+        periodic_relay.ensure_running()
+        self._receiver = asyncio.get_running_loop().create_task(self._receive(channel))
+        if not isinstance(self.layer, InMemoryChannelLayer):
+            self._heartbeat.start(channel)
 
-    def _spawn(self, coroutine: Any) -> None:
-        self.track(asyncio.get_running_loop().create_task(coroutine))
-
-    # --- what the sequencer (ordering.py) works with ---
-
-    def track(self, task: asyncio.Task[None]) -> None:
-        """Keep a background task of the hub's until it is done (``stats`` counts it)."""
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    def state_of(self, group: str) -> LocalGroup | None:
-        return self._groups.get(group)
-
-    def states(self) -> list[tuple[str, LocalGroup]]:
-        return list(self._groups.items())
-
-    async def _add(self, group: str) -> None:
-        try:
-            async with self._lock:
-                if self.channel is None:
-                    self.channel = await self.layer.new_channel()
-                    # A process that serves streams also relays what a failed publish or a
-                    # crashed process left in the outbox (django_sse.live.outbox).
-                    from .outbox import periodic_relay
-
-                    periodic_relay.ensure_running()
-                    loop = asyncio.get_running_loop()
-                    self._receiver = loop.create_task(self._receive(self.channel))
-                    if not isinstance(self.layer, InMemoryChannelLayer):
-                        self._heartbeat.start(self.channel)
-                await self.layer.group_add(layer_group(group), self.channel)
-                self._start_renewer()
-            # After group_add: every event after this position reaches the channel (or is
-            # found missing and read from the log).
-            log = get_log()
-            order = GroupOrder(log, await log.position(group))
-            state = self._groups.get(group)
-            if state is not None and state.ready is asyncio.current_task():
-                state.order = order
-        except BaseException:
-            state = self._groups.get(group)
-            if state is not None and state.ready is asyncio.current_task():
-                del self._groups[group]
-            if not self._groups:
-                # A join that failed (the broker is down) must not leave a channel and its tasks
-                # behind when nobody else is subscribed.
-                self._spawn(self._stop_if_idle())
-            raise
-
-    async def _stop_if_idle(self) -> None:
-        async with self._lock:
-            if not self._groups:
-                await self._stop()
-
-    async def _discard(self, group: str, state: LocalGroup) -> None:
-        # Wait for the group's join outside the lock: that join needs the lock to finish.
-        await asyncio.wait([state.ready])
-        async with self._lock:
-            if group in self._groups:
-                # Re-joined meanwhile (a page reload): that join's group_add may already have run,
-                # and discarding now would silence every new subscriber of the group.
-                return
-            channel = self.channel
-            if channel is not None and not state.ready.cancelled() and not state.ready.exception():
-                try:
-                    await self.layer.group_discard(layer_group(group), channel)
-                except Exception:
-                    logger.exception("Could not leave channel-layer group %s", group)
-            if not self._groups:
-                await self._stop()
-
-    async def _stop(self) -> None:
-        # Nobody is left: let the channel go with its receive task (see the module docstring).
-        for task in (self._receiver, self._renewer, self._heartbeat.task):
+    async def _close_channel(self) -> None:
+        for task in (self._receiver, self._heartbeat.task):
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.wait([task])
-        self._receiver = self._renewer = None
+        self._receiver = None
         self._heartbeat.forget()
-        self.channel = None
-
-    def _start_renewer(self) -> None:
-        expiry = getattr(self.layer, "group_expiry", None)
-        if self._renewer is None and expiry:
-            interval = min(MAX_RENEW_INTERVAL, float(expiry) / 2)
-            self._renewer = asyncio.get_running_loop().create_task(self._renew(interval))
-
-    async def _renew(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            # One group at a time, each under the lock: a join or a release waits for at most one
-            # renewal round trip, never for the whole pass (with the lock held for all of it, a
-            # join waited 5.1 s while 20,000 groups on Redis were renewed; now 6 ms). The lock
-            # is fair: a waiting join goes before the next group of the pass.
-            for group in list(self._groups):
-                async with self._lock:
-                    channel = self.channel
-                    if channel is None or group not in self._groups:
-                        continue  # released meanwhile: renewing would re-add what was discarded
-                    try:
-                        await self.layer.group_add(layer_group(group), channel)
-                    except Exception:
-                        logger.exception("Could not renew channel-layer group %s", group)
-            self.renewals += 1
 
     async def _receive(self, channel: str) -> None:
         while True:
@@ -402,26 +264,18 @@ class Hub:
         metrics.record().layer_failed(sum(len(state.members) for state in groups.values()))
         channel, self.channel = self.channel, None
         current = asyncio.current_task()
-        for task in (self._receiver, self._renewer, self._heartbeat.task):
+        for task in (self._receiver, self._heartbeat.task):
             if task is not None and task is not current:
                 task.cancel()
-        self._receiver = self._renewer = None
+        self._renewal.cancel()
+        self._receiver = None
         self._heartbeat.forget()
         for name, state in groups.items():
             for subscriber in state.members:
                 presence.tracker().left(name, subscriber)
                 subscriber.end(error)
         if channel is not None and groups:
-            self._spawn(self._forget(channel, list(groups)))
-
-    async def _forget(self, channel: str, groups: list[str]) -> None:
-        # Best effort: the layer may still list the abandoned channel in these groups (the
-        # pubsub layer would stay subscribed to them); it may also still be unreachable.
-        for group in groups:
-            try:
-                await asyncio.wait_for(self.layer.group_discard(layer_group(group), channel), 5)
-            except Exception:
-                logger.info("Could not leave channel-layer group %s after a failure", group)
+            self._spawn(forget_channel(self.layer, channel, list(groups)))
 
 
 def get_hub() -> Hub:

@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from channels_redis.core import RedisChannelLayer  # type: ignore[import-untyped]
 
 from django_sse import EventSourceResponse, ServerSentEvent, conf, publish, publish_sync, subscribe
-from django_sse.live import hub as hub_module
+from django_sse.live import membership
 from django_sse.live.delivery import EventKey, PublishedEvent
 from django_sse.live.groups import layer_group
 from django_sse.live.hub import Hub, current_layer, get_hub
@@ -361,7 +361,7 @@ FAST = 0.001
 async def test_a_join_completes_while_the_renewal_of_many_groups_runs(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hub_module, "MAX_RENEW_INTERVAL", 0.5)
+    monkeypatch.setattr(membership, "MAX_RENEW_INTERVAL", 0.5)
     layer = RecordingLayer(hosts=[redis_url], prefix="t" + uuid.uuid4().hex[:8])
     hub = Hub(layer)
     members = [(f"renew.g{n}", Member()) for n in range(GROUPS)]
