@@ -2,16 +2,10 @@
 
 A subscription joins the hub first; from then on the hub dispatches the group's events to it in
 sequence order, without gap or duplicate (see hub.py). With a ``last_event_id`` it then replays
-from the log in pages of ``PAGE_SIZE`` events, each read only once the response has taken the
-previous one, so the backpressure and ``SUBSCRIBER_MAX_BYTES`` of live events apply to replay
-too, and a replaying connection holds one page at most. While it replays, live events are not
-buffered: the log has them too. When a page reaches the hub's position (the last event it
-dispatched), the subscription goes live, dropping live events up to the last one replayed.
-
-When the log cannot continue after the client's id (trimmed, expired, unknown, replay off) or the
-hub reports events lost (``gap``), the subscriber gets a ``reset`` event: its id is where the
-client resumes from. For a subscriber with a filter that id is an opaque token (tokens.py): the
-group's position would tell it how many events it was not allowed to see.
+the events the client missed from the log (replaying.py), and goes live where the log meets
+the hub. When the hub reports events lost (``gap``), the subscriber gets a ``reset`` event: its
+id is where the client resumes from. What it may write on one connection is bounded
+(allowance.py): past ``SUBSCRIBER_MAX_BYTES`` it ends and its client resumes on a new one.
 
 ``EventSourceResponse`` drives a ``Subscription`` directly (it is a ``Source``, the response's
 one interface, as the generator source is), so a subscriber costs no task of its own (a
@@ -24,25 +18,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import cast
 
 from asgiref.sync import async_to_sync
 
 from .. import conf
-from ..buffer import BufferedSource, resolve
+from ..buffer import resolve
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
 from . import metrics
+from .allowance import ByteAllowance
 from .budget import process_budget
-from .catchup import FIRST_PAGE_SIZE, merge_page
 from .db import release_database_connections
-from .delivery import EventKey, PublishedEvent, format_id, parse_id
+from .delivery import EventKey, PublishedEvent
 from .filtering import EventFilter as EventFilter  # re-exported: filters are typed with it
 from .filtering import SafeFilter
 from .groups import validate_group
-from .hub import Hub, get_hub
-from .replay import ReplayLog, get_log
-from .tokens import seal, unseal
+from .hub import get_hub
+from .iteration import EventIterator
+from .replay import get_log
+from .replaying import ReplayingSource
+from .replaying import resume_position as resume_position  # re-exported for multi.py
 
 logger = logging.getLogger("django_sse")
 
@@ -65,12 +60,7 @@ def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -
     return EncodedEvent(encode_event(event))
 
 
-def resume_position(last_event_id: str) -> EventKey | None:
-    """The position a client's last id stands for: an event id or a token (``None``: neither)."""
-    return parse_id(last_event_id) or unseal(last_event_id)
-
-
-class Subscription(BufferedSource):
+class Subscription(EventIterator, ReplayingSource):
     """One subscriber of one group (see the module docstring)."""
 
     # A client cut off by a failure resumes by id: the stream ends with a ``retry:``.
@@ -86,26 +76,14 @@ class Subscription(BufferedSource):
         filter: EventFilter | None = None,
         queue_size: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(last_event_id)
         self.group = validate_group(group)
-        self.last_event_id = last_event_id
         self.filter = filter
         self.limit = max(1, int(conf.get("SUBSCRIBER_QUEUE") if queue_size is None else queue_size))
-        max_bytes = conf.get("SUBSCRIBER_MAX_BYTES")
-        self.max_bytes: int | None = int(max_bytes) if max_bytes else None
-        self.written = 0
         self._capacity = self.limit
-        # Replaying: live events are ignored (the log has them); ``_after`` is the last event
-        # read from the log, ``_fetch`` the task reading the next page.
-        self._replaying = last_event_id is not None
-        self._after: EventKey | None = None
-        self._fetch: asyncio.Task[None] | None = None
-        self._log: ReplayLog | None = None
-        self._page_size = FIRST_PAGE_SIZE
-        # Live events up to this one were replayed already.
-        self._replayed_up_to: EventKey | None = None
+        self._bytes = ByteAllowance()
         self._accepts = SafeFilter(filter) if filter is not None else None
-        self._hub: Hub | None = None
+        self._hub = None
         self._set_up = False
         self._closed = False
         self.lagged = False
@@ -124,16 +102,11 @@ class Subscription(BufferedSource):
             data = pending[0]
             pending.clear()
         else:
-            if self.max_bytes is not None:
-                room = self.max_bytes - self.written
-                for index, event in enumerate(pending):
-                    room -= len(event)
-                    if room <= 0:
-                        del pending[index + 1 :]
-                        break
+            self._bytes.trim(pending)
             data = super().take()
         self._capacity = self.limit
-        self._spend(len(data))
+        if self._bytes.spend(self, len(data)) and not pending:
+            self._exhaust()
         return data
 
     async def open(self, first_event_wait: float = 0.0) -> None:
@@ -175,43 +148,6 @@ class Subscription(BufferedSource):
             fetch.cancel()
             await asyncio.wait([fetch])
         self._tear_down()
-
-    # --- a plain async iterator of encoded events ---
-
-    def __aiter__(self) -> Subscription:
-        return self
-
-    async def __anext__(self) -> EncodedEvent:
-        while True:
-            if self._pending:
-                event = self._pending.pop(0)
-                if not self._pending:
-                    self._capacity = self.limit
-                self._spend(len(event))
-                # The hub's encoded bytes (a multi-group stream's own, rewritten with its ids).
-                return cast(EncodedEvent, event)
-            if self.finished:
-                if self.error is not None:
-                    error, self.error = self.error, None
-                    raise error
-                raise StopAsyncIteration
-            try:
-                await self.wait(None)
-            except BaseException:
-                # Cancelled with the generator iterating us (a disconnect): leave the group.
-                await self.close()
-                raise
-
-    async def aclose(self) -> None:
-        await self.close()
-
-    async def __aenter__(self) -> Subscription:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        # ``async for`` never closes what it iterates: a generator closed at its own ``yield``
-        # would leave this subscription in the hub. ``async with subscribe(...)`` closes it.
-        await self.close()
 
     # --- called by the hub ---
 
@@ -292,15 +228,9 @@ class Subscription(BufferedSource):
             else:
                 resolve(waiter)
 
-    def _spend(self, size: int) -> None:
-        self.written += size
-        process_budget().spend(self, size)
-        if self.max_bytes is None or self.written < self.max_bytes or self._pending:
-            return
-        # End after these bytes, at an event boundary: the client resumes from its last id on a
-        # new connection. Daphne buffers every write for a client that stopped reading, and
-        # this is the bound on that buffer (uvicorn blocks the writer, and SUBSCRIBER_QUEUE
-        # applies).
+    def _exhaust(self) -> None:
+        # End after these bytes, at an event boundary (allowance.py): the client resumes from
+        # its last id on a new connection.
         self.exhausted = True
         metrics.record().dropped("byte_limit")
         if self._hub is not None:
@@ -315,66 +245,12 @@ class Subscription(BufferedSource):
         self.end()
         return False
 
-    def _resume_id(self, position: EventKey | None) -> str | None:
-        if position is None or position[1] == 0:
-            return None  # no event yet: the browser forgets its stale id
-        # A filtered subscriber must not learn how many events it was not shown.
-        return format_id(position) if self.filter is None else seal(position)
-
-    def _go_live(self, reset: str | None = None) -> None:
-        """Stop replaying: from the hub's position on, or after a ``reset`` at it."""
-        self._replaying = False
-        assert self._hub is not None
-        if reset is None:
-            self._replayed_up_to = self._after
-            return
-        position = self._hub.position(self.group)
-        self._queue_reset(reset, self.last_event_id, position)
-        self._replayed_up_to = position
-
-    async def _next_page(self) -> None:
-        assert self._log is not None and self._after is not None and self._hub is not None
-        page = await self._log.read(self.group, self._after, self._page_size)
-        if not self._replaying:
-            return  # ended meanwhile
-        merge = merge_page(page, self._after, self._page_size, self._hub.position(self.group))
-        self._after, self._page_size = merge.read_up_to, merge.page_size
-        for delivery in merge.events:
-            if self._accepts is None or self._accepts(delivery):
-                self._queue(delivery)
-        if merge.live:
-            self._go_live(merge.reset)
-
-    async def _fetch_pages(self) -> None:
-        try:
-            # A page the filter emptied is followed by the next one at once.
-            while self._replaying and not self._pending:
-                await self._next_page()
-        except Exception as exc:
-            logger.exception("Could not read the replay log of %s", self.group)
-            self.end(exc)
-        finally:
-            self._fetch = None
-        if self._pending or self.finished:
-            resolve(self._waiter)
-
     async def _setup(self) -> None:
         self._set_up = True
         try:
             hub = self._hub = get_hub()
             await hub.join(self.group, self)
-            if self.last_event_id is not None and not self._closed:
-                self._after = resume_position(self.last_event_id)
-                metrics.record().replayed()
-                if self._after is None:
-                    self._go_live("unknown")
-                elif self._after == hub.position(self.group):
-                    # Nothing was dispatched after it: the hub delivers all that follows, so the
-                    # log has nothing to add (saves a round trip on a reconnect that missed none).
-                    self._go_live()
-                else:
-                    self._log = get_log()
-                    await self._next_page()
+            await self._catch_up(hub)
             if self.releases_database:
                 await release_database_connections()
         except Exception as exc:
