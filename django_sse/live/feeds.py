@@ -21,6 +21,7 @@ from django.urls import Resolver404, resolve
 from ..last_event_id import get_last_event_id, header_last_event_id, query_last_event_id
 from ..response import EventSourceResponse
 from .access import StreamAccess, call, reauthorize_interval
+from .authorization import may_be_revoked
 from .cursor import MAX_GROUPS, read
 from .multi import Feed, GuardedMultiSubscription, MultiSubscription
 
@@ -104,7 +105,7 @@ async def combined_stream(
         "queue_size": first.queue_size,
     }
     subscription: MultiSubscription
-    if any(view._may_be_revoked(user) for view, _, _ in views):
+    if any(may_be_revoked(view, user) for view, _, _ in views):
         interval = reauthorize_interval(first.reauthorize_interval)
         group = feeds[0].groups[0]
         access = StreamAccess(first, request, group, user, kwargs, interval)

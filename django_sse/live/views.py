@@ -16,28 +16,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
 from ..last_event_id import get_last_event_id
 from ..limits import limit_per_client
 from ..response import EventSourceResponse
 from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
+from .authorization import Check as Check  # re-exported: checks are typed with it
+from .authorization import authorized_feed, may_be_revoked, refusal
 from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
 from .filtering import EventFilter
-from .groups import format_group, validate_group
+from .groups import format_group
 from .presence import identify
 from .subscription import Subscription
 
-# check(request, group, **url_kwargs) -> bool (or an awaitable of one): may this user subscribe?
-Check = Callable[..., Any]
 # event_filter(request, user) -> a per-event filter for this subscriber, or None for all events.
 FilterFactory = Callable[[HttpRequest, Any], EventFilter | None]
-
-
-def _refuse(status: int, text: str) -> HttpResponse:
-    return HttpResponse(text, status=status, content_type="text/plain")
 
 
 class SubscriptionView(View):
@@ -113,40 +108,22 @@ class SubscriptionView(View):
         self, request: HttpRequest, group: str, user: Any, **kwargs: Any
     ) -> HttpResponseBase | None:
         """Return a refusal, or ``None`` to let the subscription start (or go on)."""
-        authenticated = bool(getattr(user, "is_authenticated", False))
-        if self.login_required and not authenticated:
-            return _refuse(401, "Authentication required.")
-        permissions = (
-            [self.permission_required]
-            if isinstance(self.permission_required, str)
-            else list(self.permission_required)
+        # ``check`` given to as_view() or set with staticmethod(): called without self.
+        return await refusal(
+            request,
+            group,
+            user,
+            kwargs,
+            login_required=self.login_required,
+            permission_required=self.permission_required,
+            check=self.check,
         )
-        if permissions:
-            if not authenticated:
-                return _refuse(401, "Authentication required.")
-            if not await user.ahas_perms(permissions):
-                return _refuse(403, "Forbidden.")
-        if self.check is not None:
-            # Given to as_view() or set with staticmethod(): called without self.
-            if not await call(self.check, request, group, **kwargs):
-                return _refuse(403, "Forbidden.")
-        return None
 
     async def get_filter(self, request: HttpRequest, user: Any) -> EventFilter | None:
         if self.event_filter is None:
             return None
         event_filter: EventFilter | None = await call(self.event_filter, request, user)
         return event_filter
-
-    def _may_be_revoked(self, user: Any) -> bool:
-        # An open stream of an anonymous user on an open view has nothing that could end.
-        return bool(
-            getattr(user, "is_authenticated", False)
-            or self.login_required
-            or self.permission_required
-            or self.check is not None
-            or type(self).authorize is not SubscriptionView.authorize
-        )
 
     def _streams_several(self, request: HttpRequest) -> bool:
         # Several groups (even one, by list), combined feeds, or one feed resuming from a combined
@@ -162,23 +139,7 @@ class SubscriptionView(View):
         self, request: HttpRequest, user: Any, kwargs: dict[str, Any]
     ) -> HttpResponseBase | tuple[list[str], EventFilter | None]:
         """This view's groups, each authorized for ``request``, and its filter; or a refusal."""
-        try:
-            groups = [validate_group(g) for g in await self.get_groups(request, **kwargs)]
-        except (ValueError, KeyError, IndexError):
-            return HttpResponseBadRequest("Invalid group name.", content_type="text/plain")
-        for group in groups:
-            refusal: HttpResponseBase | None = await call(
-                self.authorize, request, group, user, **kwargs
-            )
-            if refusal is not None:
-                return refusal
-        event_filter: EventFilter | None = await call(self.get_filter, request, user)
-        if event_filter is not None and iscoroutinefunction(event_filter):
-            raise TypeError(
-                "An event filter is called for every event, on the event loop: it must be a "
-                "plain sync callable, not a coroutine function (do async work in the factory)."
-            )
-        return groups, event_filter
+        return await authorized_feed(self, request, user, kwargs)
 
     async def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = await self.open_stream(request, kwargs)
@@ -199,7 +160,7 @@ class SubscriptionView(View):
             "queue_size": self.queue_size,
         }
         subscription: Subscription
-        if self._may_be_revoked(user):
+        if may_be_revoked(self, user):
             interval = reauthorize_interval(self.reauthorize_interval)
             access = StreamAccess(self, request, group, user, kwargs, interval)
             subscription = GuardedSubscription(group, access=access, **options)
