@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import threading
-import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from numbers import Real
 from typing import Any
 
-from asgiref.sync import SyncToAsync
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import request_finished
 from django.http import StreamingHttpResponse
 
 from . import conf
 from .encoding import encode_item
 from .limits import hold_until_finished, retry_after_header, stream_lease
+from .priming import prime_stream
 from .pump import GeneratorSource
 from .source import Source
 from .stream import ResponseBody
@@ -114,6 +109,22 @@ class _AsyncContent:
         return self._sync()
 
 
+def source_for(content: AsyncIterable[Any] | Iterable[Any]) -> Source:
+    """The ``Source`` a response drives for ``content``."""
+    if isinstance(content, Source):
+        # A source of its own (a subscription buffers encoded events): driving it directly
+        # saves a task per connection.
+        return content
+    if isinstance(content, AsyncIterable):
+        return GeneratorSource(aiter(content), limit=conf.get("STREAM_BUFFER"))
+    if isinstance(content, Iterable):
+        return GeneratorSource(iterate_in_thread(content), limit=conf.get("STREAM_BUFFER"))
+    raise TypeError(
+        "EventSourceResponse content must be an iterable or async iterable, "
+        f"not {type(content).__name__}."
+    )
+
+
 class EventSourceResponse(StreamingHttpResponse):
     """Stream events to an ``EventSource``.
 
@@ -143,26 +154,13 @@ class EventSourceResponse(StreamingHttpResponse):
         if status != 204 and lease is None:
             status = 503  # MAX_STREAMS: refused before the first byte (limits.py)
             merged.update(retry_after_header())
-        self._sync_content: Iterable[Any] | None = None
-        self._source: Source | None = None
-        if lease is None:
-            pass
-        elif isinstance(content, Source):
-            # A source of its own (a subscription buffers encoded events): driving it directly
-            # saves a task per connection.
-            self._source = content
-        elif isinstance(content, AsyncIterable):
-            self._source = GeneratorSource(aiter(content), limit=conf.get("STREAM_BUFFER"))
-        elif isinstance(content, Iterable):
-            self._sync_content = content
-            self._source = GeneratorSource(
-                iterate_in_thread(content), limit=conf.get("STREAM_BUFFER")
-            )
-        else:
-            raise TypeError(
-                "EventSourceResponse content must be an iterable or async iterable, "
-                f"not {type(content).__name__}."
-            )
+        self._source = source_for(content) if lease is not None else None
+        # A sync iterable is also served as is under WSGI (``__iter__``).
+        self._sync_content: Iterable[Any] | None = (
+            content
+            if self._source is not None and not isinstance(content, (Source, AsyncIterable))
+            else None
+        )
         self._event_stream: ResponseBody | None = (
             ResponseBody(self._source, self._ping_interval) if self._source is not None else None
         )
@@ -198,30 +196,8 @@ class EventSourceResponse(StreamingHttpResponse):
         change, so that Django turns ``Http404`` or ``PermissionDenied`` into the proper response.
         ``EventStreamMiddleware`` calls this for every event stream.
         """
-        source = self._source
-        if source is None or self._event_stream is None:
-            return
-        self._event_stream.bind(asyncio.get_running_loop())
-        try:
-            await source.open(conf.get("FIRST_EVENT_WAIT") if wait is None else wait)
-        except BaseException:
-            # The client went away while we waited (Django cancels the request) and will drop
-            # this response without iterating it: nothing else would stop the source.
-            await source.close()
-            raise
-        error = source.error
-        if source.finished and error is not None and not source.has_data:
-            # A resumable source (a subscription that lost its broker or database) fails with a
-            # 200 that tells the browser to come back; reconnecting cannot fix a configuration.
-            if not source.resumable or isinstance(error, ImproperlyConfigured):
-                source.error = None
-                raise error
-        self._guard(self._event_stream)
-
-    def _guard(self, stream: ResponseBody) -> None:
-        """Release the primed ``stream`` if Django drops this response without starting it."""
-        _guard_until_request_finished(stream)
-        _release_with_the_response(self, stream)
+        if self._source is not None and self._event_stream is not None:
+            await prime_stream(self, self._source, self._event_stream, wait)
 
     def _get_streaming_content(self) -> Any:
         if not self.is_async:
@@ -265,67 +241,3 @@ class EventSourceResponse(StreamingHttpResponse):
             chunk = encode_item(item)
             if chunk:
                 yield chunk
-
-
-# --- Streams whose response Django dropped ---------------------------------------------------
-#
-# A primed stream has joined its group (or started its generator) before Django sends the
-# response. When the client leaves after that and before the response starts (while an outer
-# middleware runs), Django cancels the request and drops the response without iterating or
-# closing it; an outer middleware may also replace it. Django ends every request it handles
-# with ``request_finished``, though, and runs each request in an asgiref
-# ``ThreadSensitiveContext`` of its own that every task and thread of that request sees: that
-# context says which primed streams belonged to the finished request. Those never started are
-# released. A request may even finish before its stream is primed: a thread cannot be
-# cancelled, so the middleware below a sync-only one (WhiteNoise) runs on after Django gave the
-# request up. (The test client runs no such context: its caller reads the response later.)
-#
-# ``request_finished`` is not enough on its own. Django 6.1 runs the middleware chain in the
-# request's own task; when the disconnect cancels it while a sync-only middleware's thread is
-# still returning the response from ``async_to_sync``, asgiref copies that thread's half-finished
-# context back into the task, and Django's ``request_finished`` then reaches no receiver
-# ("CurrentThreadExecutor already quit"). So a primed stream also goes with its response: once
-# nothing holds the response, nothing can start the stream. (A middleware that moved the stream
-# into a new response object of its own would lose it; Django's and the common third-party
-# ones change the response in place or replace the stream:
-# tests/scenarios/test_middleware_streams.py.)
-
-_unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
-_finished: weakref.WeakSet[object] = weakref.WeakSet()
-_lock = threading.Lock()
-
-
-def _guard_until_request_finished(stream: ResponseBody) -> None:
-    request = SyncToAsync.thread_sensitive_context.get(None)
-    if request is None:
-        return
-    with _lock:
-        finished = request in _finished
-        if not finished:
-            _unsent.setdefault(request, []).append(stream)
-    if finished:
-        stream.release()
-
-
-def _release_with_the_response(response: EventSourceResponse, stream: ResponseBody) -> None:
-    # The finalizer holds the stream, not the response; it runs in whichever thread drops it.
-    weakref.finalize(response, _release_if_never_started, stream).atexit = False
-
-
-def _release_if_never_started(stream: ResponseBody) -> None:
-    if not stream.started:
-        stream.release()
-
-
-def _release_unsent(**kwargs: Any) -> None:
-    request = SyncToAsync.thread_sensitive_context.get(None)
-    if request is None:
-        return
-    with _lock:
-        _finished.add(request)
-        streams = _unsent.pop(request, ())
-    for stream in streams:
-        _release_if_never_started(stream)
-
-
-request_finished.connect(_release_unsent, dispatch_uid="django_sse.release_unsent")
