@@ -15,6 +15,7 @@ comes and goes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any, Protocol
 
@@ -99,8 +100,13 @@ class GroupMembership:
         state = self._groups.get(group)
         if state is None:
             # The first subscriber's join runs as a task of its own so that cancelling that
-            # subscriber (a client that went away at once) cannot leave the others waiting.
-            task = asyncio.get_running_loop().create_task(self._add(group))
+            # subscriber (a client that went away at once) cannot leave the others waiting. Its
+            # context is a fresh one, not a copy of the request's: the tasks it starts (receive,
+            # renewal, heartbeat) live as long as the hub, and would keep whatever the first
+            # request held in context variables alive with them.
+            task = asyncio.get_running_loop().create_task(
+                self._add(group), context=contextvars.Context()
+            )
             task.add_done_callback(_retrieve)
             state = self._groups[group] = LocalGroup(task)
         state.members.add(subscriber)

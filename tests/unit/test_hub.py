@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import itertools
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 
 import pytest
@@ -388,3 +391,33 @@ async def test_a_join_completes_while_the_renewal_of_many_groups_runs(
             hub.leave(group, member)
         await until(lambda: hub.stats()["tasks"] == 0, interval=FAST)
         await layer.flush()
+
+
+# --- the hub's long-lived tasks and the requests that started them ---------------------------
+
+
+class _RequestState:
+    """Something a request keeps in a context variable (a user, a database connection)."""
+
+
+_request_state: contextvars.ContextVar[_RequestState] = contextvars.ContextVar("request_state")
+
+
+async def test_the_hubs_tasks_keep_nothing_of_the_request_that_started_them(group: str) -> None:
+    # The first subscriber's join starts the receive and renewal tasks, which live as long as
+    # the hub: they must not hold that request's context variables for the process's life.
+    subscription = subscribe(group)
+
+    async def first_request() -> weakref.ref[_RequestState]:
+        state = _RequestState()
+        _request_state.set(state)
+        await subscription.open()
+        return weakref.ref(state)
+
+    kept = await asyncio.get_running_loop().create_task(first_request())
+    try:
+        assert get_hub().stats()["tasks"] >= 1  # the receive task runs on
+        # The finished request task goes with the loop's next turn; nothing else may keep it.
+        await until(lambda: gc.collect() >= 0 and kept() is None)
+    finally:
+        await subscription.close()
