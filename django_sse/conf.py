@@ -27,7 +27,7 @@ DEFAULTS: dict[str, Any] = {
     # Event streams one process serves at once; past it a new one is refused with 503 and a
     # jittered Retry-After, before its first byte (limits.py). None: no limit.
     "MAX_STREAMS": None,
-    # Prometheus metrics (needs prometheus-client: the "prometheus" extra), see live/metrics.py.
+    # Prometheus metrics (needs prometheus-client: the "prometheus" extra), see metrics.py.
     "METRICS": False,
     # presence(group): who is subscribed, in every process (through Redis with the Redis replay
     # backend); a crashed process drops out after PRESENCE_TTL seconds (live/presence.py).

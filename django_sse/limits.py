@@ -28,8 +28,7 @@ from typing import Any
 from asgiref.sync import SyncToAsync
 from django.core.signals import request_finished
 
-from . import conf
-from .live import metrics
+from . import conf, metrics
 
 # The delay a refused client is asked to wait, in seconds: random in this range, so that the
 # clients a full process turned away do not all come back in the same second.

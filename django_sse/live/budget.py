@@ -22,8 +22,7 @@ from typing import Any, Protocol
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .. import conf
-from . import metrics
+from .. import conf, metrics
 
 # Trimmed down to this share of the budget, so that trimming is rare (see the module docstring).
 LOW_WATER = 0.9

@@ -51,8 +51,8 @@ from channels.layers import (  # type: ignore[import-untyped]
 )
 from django.core.exceptions import ImproperlyConfigured
 
-from .. import conf
-from . import metrics, presence
+from .. import conf, metrics
+from . import presence
 from .delivery import MESSAGE_TYPE, PublishedEvent
 from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
 from .membership import (

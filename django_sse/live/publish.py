@@ -14,9 +14,9 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer  # type: ignore[import-untyped]
 
+from .. import metrics
 from ..encoding import encode_event, json_bytes, split_lines
 from ..events import ServerSentEvent
-from . import metrics
 from .delivery import PublishedEvent
 from .groups import layer_group
 from .hub import current_layer, listening_loops

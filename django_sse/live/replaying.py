@@ -17,8 +17,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from .. import metrics
 from ..buffer import BufferedSource, resolve
-from . import metrics
 from .catchup import FIRST_PAGE_SIZE, merge_page
 from .delivery import EventKey, PublishedEvent, format_id, parse_id
 from .filtering import EventFilter, SafeFilter

@@ -21,11 +21,10 @@ from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 
-from .. import conf
+from .. import conf, metrics
 from ..buffer import resolve
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
-from . import metrics
 from .allowance import ByteAllowance
 from .budget import process_budget
 from .db import release_database_connections

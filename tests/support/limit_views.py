@@ -11,9 +11,9 @@ from django.urls import path
 
 from django_sse import limits
 from django_sse.live.hub import get_hub
-from django_sse.live.metrics import metrics_view
 from django_sse.live.presence import presence
 from django_sse.live.views import SubscriptionView
+from django_sse.metrics import metrics_view
 
 
 async def stats(request: HttpRequest) -> JsonResponse:

@@ -29,6 +29,11 @@ CORE = [
     "django_sse.conf",
     "django_sse.last_event_id",
     "django_sse.testing",
+    "django_sse.buffer",
+    "django_sse.priming",
+    "django_sse.abandoned",
+    "django_sse.limits",
+    "django_sse.metrics",
 ]
 
 BLOCKED = "import sys; sys.modules['django_sse.live'] = None\n"

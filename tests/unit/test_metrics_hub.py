@@ -7,7 +7,8 @@ from django.conf import settings
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
-from django_sse.live import heartbeat, metrics
+from django_sse import metrics
+from django_sse.live import heartbeat
 from django_sse.live.hub import Hub
 from tests.support.waiting import until_async as until
 from tests.unit.test_hub_failures import FlakyLayer, Recorder

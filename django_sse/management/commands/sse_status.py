@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_sse.live import metrics
+from django_sse import metrics
 
 Figures = dict[str, dict[str, float]]
 

@@ -45,7 +45,7 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse
 
-from .. import conf
+from . import conf
 
 DROP_REASONS = ("lagging", "byte_limit", "process_budget", "layer_failure")
 # The publish-to-write histogram's buckets, in seconds: fan-out latency runs from a
