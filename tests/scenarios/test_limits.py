@@ -89,8 +89,8 @@ async def churn(url: str, path: str, cycles: int) -> dict[str, int]:
     host, port = address(url)
     payload = request(path)
     # Held by a slow middleware after the stream was set up, before the response starts
-    # (tests/slow_middleware.py): a client that leaves then is given up by Django, which drops
-    # the response without closing it.
+    # (tests/support/slow_middleware.py): a client that leaves then is given up by Django,
+    # which drops the response without closing it.
     slow_payload = request(path + "?slow=0.2")
     counts = {"mid-request": 0, "after-request": 0, "opened": 0, "refused": 0}
     next_cycle = 0

@@ -1,4 +1,4 @@
-"""Test-only views for the stream limits and metrics (tests/test_limits.py, test_metrics.py).
+"""Test-only views for the stream limits and metrics (tests/scenarios/test_limits.py).
 
 ``/test/limits/stats`` reports the process's stream count (django_sse.limits) beside the hub's
 subscribers, so a test can check from outside that the count matches the streams really open.
