@@ -183,9 +183,11 @@ async def fuzz_once(server: ServerProcess, raw: bytes, in_header: bool, marker: 
     path = combined_path("fuzz", ("a", "b"))
     headers = b""
     if in_header:
-        # HTTP allows no control character but HTAB in a header value: Daphne (Twisted) answers
-        # 400 before the application runs. Those bytes are sent in the query parameter instead.
-        raw = bytes(b for b in raw if (b >= 0x20 and b != 0x7F) or b == 0x09)
+        # HTTP allows no control character but HTAB in a header value, and Daphne (Twisted)
+        # also answered 400 to a value holding 0x85 (seen in a CI run) before the application
+        # ran. So the header carries visible ASCII only; the other bytes go in the query
+        # parameter (the other half of the examples).
+        raw = bytes(b for b in raw if 0x20 <= b < 0x7F or b == 0x09)
         headers = b"Last-Event-ID: " + raw + b"\r\n"
     else:
         path += "&lastEventId=" + quote(raw, safe="")

@@ -53,8 +53,10 @@ async def test_a_stream_whose_instance_the_server_killed_leaves_no_subscriber(
     queue.put_nowait({"type": "http.disconnect"})
     instance.cancel()
     await asyncio.wait([instance])
-    assert instance.cancelled()
     if django.VERSION < (6, 0):
+        # Django 5.2's handler dies of the cancel. (Django 6.1's may end itself on the
+        # disconnect and return instead: it does, every run, on Python 3.12.)
+        assert instance.cancelled()
         # The orphaned listener reads the disconnect and ends with RequestAborted, which
         # nobody retrieves (and nobody cancels the response task it was there to cancel).
         (listener,) = listeners
