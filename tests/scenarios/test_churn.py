@@ -127,7 +127,10 @@ def test_5000_disconnects_leave_nothing_behind(start: StartServer, kind: str) ->
     }
     assert after["layer"] == {"memberships": 0, "channels": 0}
     assert after["tasks"] == before["tasks"]
-    assert int(after_memory["rss_kib"]) <= int(before["rss_kib"]) * 1.10  # type: ignore[call-overload]
+    # RSS grew 4-6 % here on a quiet machine (92.5 -> 96.3-98.0 MB, Daphne) and 10.2 % with
+    # three CI legs running at once, where more requests overlap: the allocator keeps its peak.
+    # A real per-cycle leak of 3 KiB (15 MB over these cycles) still fails the bound.
+    assert int(after_memory["rss_kib"]) <= int(before["rss_kib"]) * 1.15  # type: ignore[call-overload]
     assert server.process.poll() is None
 
 
