@@ -15,11 +15,7 @@ Each measurement gets fresh server processes (and a fresh Redis); the load clien
 
 from __future__ import annotations
 
-import json
 import resource
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.servers import ROOT, TARGETS, Target
+from bench.servers import TARGETS, Target
 
 WORKLOADS = ("saturation", "crossprocess", "manystreams")
 Record = Callable[[Target, str, dict[str, Any], dict[str, Any]], None]
@@ -67,19 +63,7 @@ def stream_limit() -> int:
 
 
 def client(args: list[str], timeout: float) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [sys.executable, "-m", "bench.capacity_client", *args, "--out", out.name]
-        try:
-            completed = subprocess.run(
-                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            return {"error": f"client timed out after {timeout:.0f} s"}
-        if completed.returncode != 0:
-            lines = completed.stderr.strip().splitlines() or ["no output"]
-            return {"error": lines[-1][:300]}
-        result: dict[str, Any] = json.loads(Path(out.name).read_text())
-        return result
+    return servers.run_client("bench.capacity_client", args, timeout)
 
 
 def step_args(size: Size) -> list[str]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -48,18 +46,7 @@ SMOKE = Scale(50, ((3, 5, 5),), 3, (3, 5, 5))
 
 
 def client(args: list[str], timeout: float) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [sys.executable, "-m", "bench.client", *args, "--out", out.name]
-        try:
-            completed = subprocess.run(
-                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            return {"error": f"client timed out after {timeout:.0f} s"}
-        if completed.returncode != 0:
-            return {"error": completed.stderr.strip().splitlines()[-1][:300]}
-        result: dict[str, Any] = json.loads(Path(out.name).read_text())
-        return result
+    return servers.run_client("bench.client", args, timeout)
 
 
 def measure(target: Target, workload: str, args: list[str], log_dir: Path) -> dict[str, Any]:

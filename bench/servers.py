@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import shutil
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # A server is ready once /health answers: on a loaded machine Django's start takes tens of
@@ -198,3 +200,23 @@ class Redis:
             self.process.wait(10)
         if self.dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_client(module: str, args: list[str], timeout: float) -> dict[str, Any]:
+    """Run a load client (``python -m module ... --out FILE``) and read its JSON result.
+
+    A client that times out or fails gives ``{"error": ...}`` with its last line of stderr.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        command = [sys.executable, "-m", module, *args, "--out", out.name]
+        try:
+            completed = subprocess.run(
+                command, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"client timed out after {timeout:.0f} s"}
+        if completed.returncode != 0:
+            lines = completed.stderr.strip().splitlines() or ["no output"]
+            return {"error": lines[-1][:300]}
+        result: dict[str, Any] = json.loads(Path(out.name).read_text())
+        return result
