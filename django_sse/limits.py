@@ -15,7 +15,9 @@ longer serves. A lease ends at the first of:
   it). Each request runs in an asgiref ``ThreadSensitiveContext`` of its own, which says which
   leases were taken for the finished request;
 - ``response.close()``, for a response served without such a context (the test client);
-- the lease being garbage-collected with a response that was built and never served.
+- the close of its stream, which Django 6.1 may do without closing the response;
+- the response being dropped, served or not (the lease itself being collected, when the
+  response's construction failed).
 """
 
 from __future__ import annotations
@@ -51,11 +53,18 @@ class Lease:
         self.label: str | None = None  # the stream's label in the open-streams metric
 
     def release(self) -> None:
-        count, self._count = self._count, None
-        if count is not None:
-            count.give_back(self._key)
-            if self.label is not None:
-                metrics.record().stream_closed(self.label)
+        count = self._count
+        # The stream's close on the event loop and Django's response.close() in its thread may
+        # both release it: the count's lock makes the second one see that it is gone.
+        if count is None or not count.give_back(self._key, self):
+            return
+        if self.label is not None:
+            metrics.record().stream_closed(self.label)
+
+    def _detach(self) -> bool:
+        """Whether this lease was still out (under the count's lock)."""
+        held, self._count = self._count is not None, None
+        return held
 
     # A response built and never served (or whose construction failed) lets go of its lease.
     __del__ = release
@@ -82,13 +91,17 @@ class StreamCount:
             self._open[key] = current + 1
         return Lease(self, key)
 
-    def give_back(self, key: str) -> None:
+    def give_back(self, key: str, lease: Lease) -> bool:
+        """Give ``lease`` back, once: whether it was still out."""
         with self._lock:
+            if not lease._detach():
+                return False
             left = self._open[key] - 1
             if left:
                 self._open[key] = left
             else:
                 del self._open[key]
+        return True
 
     def open(self, key: str) -> int:
         with self._lock:
@@ -131,6 +144,9 @@ def hold_until_finished(response: Any, lease: Lease) -> None:
             _leases.setdefault(request, []).append(lease)
     closers: list[Any] = response._resource_closers
     closers.append(lease.release)
+    # A response Django dropped unserved goes without a close(); its stream, in a reference
+    # cycle, would hold the lease until a garbage collection.
+    weakref.finalize(response, lease.release).atexit = False
 
 
 def stream_lease(content: object) -> Lease | None:

@@ -162,7 +162,9 @@ class EventSourceResponse(StreamingHttpResponse):
             else None
         )
         self._event_stream: ResponseBody | None = (
-            ResponseBody(self._source, self._ping_interval) if self._source is not None else None
+            ResponseBody(self._source, self._ping_interval, lease)
+            if self._source is not None
+            else None
         )
         body: AsyncIterator[bytes] = self._event_stream or _nothing()
         super().__init__(body, status=status, headers=merged, reason=reason)

@@ -25,11 +25,15 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Generator
+from typing import TYPE_CHECKING
 
 from .abandoned import watch_current_request
 from .encoding import PING, jittered_retry
 from .source import Source
 from .stopping import retry_after_stop, server_stop
+
+if TYPE_CHECKING:
+    from .limits import Lease
 
 logger = logging.getLogger("django_sse")
 
@@ -54,10 +58,13 @@ class ResponseBody:
     """Async iterator of the bytes to write: events, ``: ping`` while idle, then the end.
 
     ``ping_interval`` may change while the stream runs: the next wait uses the new value.
+    ``lease``, the stream's share of the process's count (limits.py), goes back when the stream
+    is closed.
     """
 
-    def __init__(self, source: Source, ping_interval: float) -> None:
+    def __init__(self, source: Source, ping_interval: float, lease: Lease | None = None) -> None:
         self._source = source
+        self._lease = lease
         self.ping_interval = ping_interval
         self._state = _NEW
         self._waiter: asyncio.Future[None] | None = None
@@ -145,7 +152,14 @@ class ResponseBody:
         """Stop the source (Django calls this when the client goes away or the stream ends)."""
         self._state = _DONE
         self._waiter = None
-        await self._source.close()
+        try:
+            await self._source.close()
+        finally:
+            # Django may never call ``response.close()`` for a stream it closed: on Django 6.1 a
+            # client gone while a sync-only middleware returns skips it, and the response then
+            # lives on in a reference cycle until a garbage collection.
+            if self._lease is not None:
+                self._lease.release()
 
     def stop(self) -> None:
         """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
