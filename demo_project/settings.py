@@ -73,7 +73,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
 
 REDIS_URL = os.environ.get("REDIS_URL")
-DJANGO_SSE: dict[str, object] = {}
+# Presence: the live page's "N viewing" badge (items/viewers.py).
+DJANGO_SSE: dict[str, object] = {"PRESENCE": True}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

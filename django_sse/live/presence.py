@@ -15,6 +15,13 @@ only, as the in-memory layer does.
 in a process starts and its last one ends. A crashed process sends no ``left``; a user whose
 tabs reach two processes joins in each.
 
+The signal ``presence_changed`` (``group=``) is sent, when it has receivers, once
+``presence(group)`` reflects a change of this process's subscribers of the group: at once with
+the in-memory backend, after the Redis write with the Redis one. Changes made in one turn of the
+event loop (a burst of connects) are sent once per group. A receiver may publish the new count
+to the group, as the demo's "N viewing" badge does: every stream then gets an event per change,
+so keep that for groups of a modest audience.
+
 Clocks: a field's expiry is the writer's wall clock, read by the reader's: keep the machines'
 clocks in sync (NTP), as the TTL is a few seconds.
 """
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.dispatch import Signal
 
 from .. import conf
 from .groups import validate_group
@@ -46,6 +54,9 @@ logger = logging.getLogger("django_sse")
 
 JOINED_EVENT = "joined"
 LEFT_EVENT = "left"
+
+# Sent with ``group=`` once ``presence(group)`` shows a change (see the module docstring).
+presence_changed = Signal()
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,8 @@ class Tracker(Off):
             weakref.WeakKeyDictionary()
         )
         self._background: set[asyncio.Task[Any]] = set()
+        self._unannounced: set[str] = set()
+        self._announcer: asyncio.Task[None] | None = None
 
     # --- called by the hub, on its loop ---
 
@@ -152,6 +165,7 @@ class Tracker(Off):
         if self.events and user is not None:
             self._spawn(self._announce(group, event, user))
         if self.redis_url is None:
+            self._tell_changed({group})
             return
         self._dirty.add(group)
         if self._writer is None or self._writer.done():
@@ -173,6 +187,22 @@ class Tracker(Off):
             await publish(group, ServerSentEvent(event=event, data={"user": user}))
         except Exception:
             logger.exception("Could not publish the presence event %s of %s", event, group)
+
+    def _tell_changed(self, groups: set[str]) -> None:
+        if not presence_changed.has_listeners() or not groups:
+            return
+        self._unannounced |= groups
+        task, loop = self._announcer, asyncio.get_running_loop()
+        # One task for whatever else changes before it runs (a new one on another loop: one
+        # whose loop is gone never runs).
+        if task is None or task.done() or task.get_loop() is not loop:
+            self._announcer = loop.create_task(self._send_changed())
+
+    async def _send_changed(self) -> None:
+        groups, self._unannounced = self._unannounced, set()
+        for group in sorted(groups):
+            # Robust: a failing receiver is logged by Django and stops neither the others nor us.
+            await presence_changed.asend_robust(sender=Tracker, group=group)
 
     # --- the Redis side ---
 
@@ -196,7 +226,8 @@ class Tracker(Off):
         next_refresh = 0.0
         while self.local.members or self._dirty:
             now = time.monotonic()
-            groups = set(self._dirty)
+            changed = set(self._dirty)
+            groups = set(changed)
             if now >= next_refresh:
                 groups |= set(self.local.members)
                 next_refresh = now + refresh
@@ -207,6 +238,8 @@ class Tracker(Off):
             except Exception:
                 logger.exception("Could not write presence to Redis (retried)")
                 self._dirty |= groups
+            else:
+                self._tell_changed(changed)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_refresh - time.monotonic()))
             except TimeoutError:

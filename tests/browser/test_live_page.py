@@ -165,3 +165,51 @@ def test_reset_past_the_replay_window_reloads_the_page_once(
     assert streams == [rendered, server.url + "/items/live?lastEventId=1-1", rendered]
     assert page.evaluate("(k) => sessionStorage.getItem(k)", key) is None
     assert console.errors() == []
+
+
+def viewing(page: Any) -> str:
+    text: str = page.eval_on_selector(".viewing", "el => el.innerText")
+    return text
+
+
+def wait_for_viewing(page: Any, count: int) -> None:
+    page.wait_for_function(
+        "n => document.querySelector('.viewing').innerText === n + ' viewing'", arg=count
+    )
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_the_viewing_badge_counts_the_open_pages(
+    start: StartServer, server_database: str, redis_url: str, browser: Any, backend: str
+) -> None:
+    # Redis: one page on each of two servers, so each badge counts the other server's page too.
+    if backend == "redis":
+        env = {
+            "REDIS_URL": redis_url,
+            "DJANGO_SSE_KEY_PREFIX": "viewing" + uuid.uuid4().hex[:12],
+            "DJANGO_SSE_PRESENCE": "1",
+        }
+        first, second = start("daphne", env=env), start("daphne", env=env)
+    else:
+        first = second = start("daphne", env={"DJANGO_SSE_PRESENCE": "1"})
+    # Two browser contexts: two visitors, each with a stream of their own.
+    one, other = browser.new_context(), browser.new_context()
+    try:
+        page = one.new_page()
+        page.goto(first.url + "/")
+        page.wait_for_selector("#live[data-sse-state=open]")
+        wait_for_viewing(page, 1)
+        assert page.is_visible(".viewing")
+
+        second_page = other.new_page()
+        second_page.goto(second.url + "/")
+        wait_for_viewing(second_page, 2)
+        wait_for_viewing(page, 2)
+
+        # The second visitor leaves: the first page's badge goes back to one.
+        other.close()
+        wait_for_viewing(page, 1)
+        assert viewing(page) == "1 viewing"
+    finally:
+        one.close()
+        other.close()
