@@ -167,8 +167,12 @@ class ServerStop:
         # hypercorn's worker polls the same event ten times a second, then waits for the
         # responses until its graceful timeout and cancels them: be first.
         # A multiprocessing event cannot wake a loop: polled, as hypercorn does.
-        while not event.is_set():  # noqa: ASYNC110
-            await asyncio.sleep(0.1)
+        try:
+            while not event.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        except Exception:  # an event of another kind than the one checked: stop watching
+            logger.exception("django_sse stopped watching hypercorn's shutdown event")
+            return
         if not self.stopping:
             self.stop(lambda: None)
 
@@ -183,19 +187,54 @@ def hypercorn_shutdown_event() -> Any:
 
     hypercorn (``--workers 1``, its default, and more) takes SIGTERM and SIGINT in its parent
     process, which sets a ``multiprocessing`` event that the worker polls; the worker itself
-    gets no signal. It is the worker function's ``shutdown_event`` argument, kept by the worker's
-    ``Process`` object. Not a public interface: if a hypercorn release moves it, this returns
-    None and hypercorn cancels the streams after its graceful timeout instead (their
-    ``finally`` blocks still run, without the ``retry:``).
+    gets no signal, and hypercorn tells the application nothing before it cancels the responses
+    (not in the scope, its extensions or the lifespan state: Django speaks no lifespan, and
+    lifespan's shutdown comes after the connections closed). The event is the worker function's
+    ``shutdown_event`` argument, kept by the worker's ``Process`` object: private attributes of
+    ``multiprocessing``, read here because nothing public says it. Checked against the hypercorn
+    releases the tests run (tests/scenarios/test_server_stop.py). Fail safe: where it is not
+    found, this logs a warning once and returns None, and hypercorn cancels the streams after
+    its graceful timeout (their ``finally`` blocks still run, without the ``retry:``).
     """
     import multiprocessing
 
     process = multiprocessing.current_process()
-    target = getattr(process, "_target", None)
-    if not str(getattr(target, "__module__", "")).startswith("hypercorn."):
+    if not _is_hypercorn_worker(process):
         return None
-    event = getattr(process, "_kwargs", {}).get("shutdown_event")
-    return event if callable(getattr(event, "is_set", None)) else None
+    kwargs = getattr(process, "_kwargs", None)
+    event = kwargs.get("shutdown_event") if isinstance(kwargs, dict) else None
+    if callable(getattr(event, "is_set", None)):
+        return event
+    logger.warning(
+        "django_sse cannot find hypercorn %s's shutdown event in this worker: on SIGTERM or "
+        "Ctrl-C, hypercorn cancels the event streams after its --graceful-timeout (their "
+        "finally blocks run, no retry: is sent). hypercorn --workers 0 avoids it.",
+        _version("hypercorn"),
+    )
+    return None
+
+
+def _is_hypercorn_worker(process: Any) -> bool:
+    """A process started by hypercorn's ``run`` to serve (not hypercorn's main process)."""
+    import multiprocessing
+    import sys
+
+    if multiprocessing.parent_process() is None:
+        return False  # the main process: hypercorn --workers 0, or not hypercorn at all
+    target = getattr(process, "_target", None)
+    if target is not None:
+        return str(getattr(target, "__module__", "")).startswith("hypercorn.")
+    # multiprocessing itself changed: a spawned child that loaded hypercorn's workers.
+    return "hypercorn.asyncio.run" in sys.modules or "hypercorn.trio.run" in sys.modules
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "(unknown version)"
 
 
 # Tasks under way: the loop keeps only weak references to tasks.

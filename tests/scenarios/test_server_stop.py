@@ -119,6 +119,31 @@ def test_a_stopped_server_ends_its_streams_runs_their_cleanups_and_exits(
     check_clean_stop(server, sig, streams, markers)
 
 
+@pytest.mark.slow  # hypercorn: the full leg only, as in server_kinds()
+def test_hypercorn_without_its_shutdown_event_still_exits_and_runs_every_finally(
+    start: StartServer, markers: Path
+) -> None:
+    """The fail-safe side of reading hypercorn's private shutdown event (django_sse/stopping.py).
+
+    The worker's event cannot be found: django_sse says so in the log, and hypercorn cancels
+    the streams after its graceful timeout, so they end without a ``retry:``, but every
+    ``finally`` still runs and the server exits. The test above pins the other side: with the
+    hypercorn installed, the event is found (every stream gets its ``retry:``).
+    """
+    from importlib.metadata import version
+
+    server = start("hypercorn", app="tests.support.asgi_hypercorn_moved:application")
+    streams, _, exited = asyncio.run(stop_with_streams(server, signal.SIGTERM, 5))
+    print(f"\nhypercorn {version('hypercorn')}, event not found: exit {exited:.2f} s")
+    log = server.log()
+    assert "cannot find hypercorn" in log, log
+    assert version("hypercorn") in log, log
+    assert exit_status_is_clean(server, signal.SIGTERM), f"{server.process.returncode}:\n{log}"
+    assert retries(streams) == [0] * len(streams)
+    left = [path.read_text() for path in markers.glob("*.closed")]
+    assert len(left) == len(streams), (len(left), log)
+
+
 def test_a_stream_opened_while_the_server_stops_is_told_to_come_back_later(
     start: StartServer, markers: Path
 ) -> None:
