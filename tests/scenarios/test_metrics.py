@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from django_sse.management.commands.sse_status import summarize
 from tests.conftest import StartServer
-from tests.support.raw_client import Browser, all_received, frozen_socket
+from tests.support.raw_client import Browser, all_received, frozen_socket, stats
 from tests.support.servers import manage
 from tests.support.waiting import until
 
@@ -164,5 +164,107 @@ def test_two_processes_add_up_in_the_multiprocess_directory(
         assert "streams open" in table and "publish-to-write" in table, table
         for browser in browsers:
             await browser.close()
+
+    asyncio.run(scenario())
+
+
+def sse_status(*args: str) -> str:
+    return manage("sse_status", *args)
+
+
+def line_of(table: str, title: str) -> str:
+    [line] = [row for row in table.splitlines() if row.startswith(title)]
+    return line
+
+
+@pytest.mark.parametrize("kind", ["daphne", "uvicorn"])
+def test_sse_status_url_reads_a_running_server_with_open_streams(
+    start: StartServer, kind: str
+) -> None:
+    server = start(kind, env={"DJANGO_SSE_METRICS": "1"})
+    url, path = server.url, "/test/rel/stream/status"
+
+    async def scenario() -> None:
+        readers = [Browser(url, path) for _ in range(3)]
+        for reader in readers:
+            await reader.open()
+        await asyncio.to_thread(figures_when, url, "streams_open", 3, "stream=x")
+        publish(url, "x.status", 4)
+        await all_received(readers, 4)
+        await asyncio.to_thread(figures_when, url, "events_delivered", 12)
+
+        # In a process of its own, as an operator runs it, while the streams are open.
+        printed = json.loads(
+            await asyncio.to_thread(sse_status, "--url", url + "/test/metrics", "--json")
+        )
+        assert figure(printed, "streams_open", "stream=x") == 3
+        assert figure(printed, "events_published", "stream=x") == 4
+        assert figure(printed, "events_delivered", "stream=x") == 12
+        assert figure(printed, "subscribers_dropped") == 0
+        print("publish-to-write:", printed["latency"])
+        assert printed["latency"]["count"] == 4  # one per event, not per subscriber
+        table = await asyncio.to_thread(sse_status, "--url", url + "/test/metrics")
+        assert line_of(table, "streams open").split() == ["streams", "open", "3", "(stream=x", "3)"]
+        assert line_of(table, "events delivered").split()[:3] == ["events", "delivered", "12"]
+        assert line_of(table, "publish-to-write").split()[:3] == [
+            "publish-to-write",
+            "4",
+            "events",
+        ]
+        for reader in readers:
+            await reader.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_process_budget_drop_is_counted_in_the_metrics_and_sse_status(
+    start: StartServer,
+) -> None:
+    """A client that stops reading, on Daphne (which never blocks a write): the budget ends it.
+
+    ``PROCESS_MAX_BYTES`` bounds what every stream of the process has written; the frozen
+    stream is the one that wrote the most, so it is the one ended, and counted once.
+    """
+    env = {
+        "DJANGO_SSE_METRICS": "1",
+        "DJANGO_SSE_PROCESS_MAX_BYTES": "500000",
+        "DJANGO_SSE_SUBSCRIBER_MAX_BYTES": "0",  # off: the budget, not the per-stream limit
+    }
+    server = start("daphne", env=env)
+    url = server.url
+
+    async def scenario() -> None:
+        readers = [Browser(url, "/test/rel/stream/quiet") for _ in range(2)]
+        for reader in readers:
+            await reader.open()
+        frozen = frozen_socket(url, "/test/rel/stream/budget")
+        frozen.recv(4096)  # the head and ": open", then nothing
+        await asyncio.to_thread(figures_when, url, "streams_open", 3, "stream=x")
+        for batch in range(20):  # 200 kB a batch: the budget is reached by the third
+            publish(url, "x.budget", 10, seq=batch * 10, pad=20_000)
+            if stats(url)["budget"]["ended"]:  # type: ignore[index]
+                break
+        assert stats(url)["budget"]["ended"] == 1  # type: ignore[index]
+        status = await asyncio.to_thread(
+            figures_when, url, "subscribers_dropped", 1, "reason=process_budget"
+        )
+        assert figure(status, "subscribers_dropped") == 1
+        # The readers, which wrote next to nothing, are still open; the frozen stream is gone.
+        await asyncio.to_thread(
+            until, lambda: figure(figures(url), "streams_open", "stream=x") == 2
+        )
+        printed = json.loads(
+            await asyncio.to_thread(sse_status, "--url", url + "/test/metrics", "--json")
+        )
+        assert figure(printed, "subscribers_dropped", "reason=process_budget") == 1
+        assert figure(printed, "subscribers_dropped") == 1
+        assert figure(printed, "streams_open", "stream=x") == 2
+        table = await asyncio.to_thread(sse_status, "--url", url + "/test/metrics")
+        dropped = line_of(table, "subscribers dropped")
+        assert dropped.split()[:3] == ["subscribers", "dropped", "1"], dropped
+        assert "reason=process_budget 1" in dropped, dropped
+        frozen.close()
+        for reader in readers:
+            await reader.close()
 
     asyncio.run(scenario())
