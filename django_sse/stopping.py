@@ -193,8 +193,11 @@ def hypercorn_shutdown_event() -> Any:
     ``shutdown_event`` argument, kept by the worker's ``Process`` object: private attributes of
     ``multiprocessing``, read here because nothing public says it. Checked against the hypercorn
     releases the tests run (tests/scenarios/test_server_stop.py). Fail safe: where it is not
-    found, this logs a warning once and returns None, and hypercorn cancels the streams after
-    its graceful timeout (their ``finally`` blocks still run, without the ``retry:``).
+    found, this logs a warning and returns None. Then on Python 3.11 hypercorn cancels the
+    streams after its graceful timeout (their ``finally`` blocks still run, without the
+    ``retry:``); on Python >= 3.12.1 it waits for their clients to leave, as asyncio's
+    ``Server.wait_closed()`` now waits for every connection before hypercorn's graceful
+    timeout starts.
     """
     import multiprocessing
 
@@ -207,8 +210,9 @@ def hypercorn_shutdown_event() -> Any:
         return event
     logger.warning(
         "django_sse cannot find hypercorn %s's shutdown event in this worker: on SIGTERM or "
-        "Ctrl-C, hypercorn cancels the event streams after its --graceful-timeout (their "
-        "finally blocks run, no retry: is sent). hypercorn --workers 0 avoids it.",
+        "Ctrl-C, event streams are not ended by django_sse (hypercorn cancels them after its "
+        "--graceful-timeout on Python 3.11, and waits for their clients on Python >= 3.12). "
+        "hypercorn --workers 0 avoids it.",
         _version("hypercorn"),
     )
     return None

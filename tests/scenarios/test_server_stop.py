@@ -14,6 +14,7 @@ import asyncio
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -120,6 +121,12 @@ def test_a_stopped_server_ends_its_streams_runs_their_cleanups_and_exits(
 
 
 @pytest.mark.slow  # hypercorn: the full leg only, as in server_kinds()
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12, 1),
+    reason="Python >= 3.12.1: asyncio's Server.wait_closed() waits for every connection, so "
+    "hypercorn (0.18) never reaches its graceful timeout and waits for the streams' clients "
+    "(measured: no stream ended within 60 s); documented in docs/topics/deployment.md",
+)
 def test_hypercorn_without_its_shutdown_event_still_exits_and_runs_every_finally(
     start: StartServer, markers: Path
 ) -> None:
