@@ -120,18 +120,8 @@ class Tracker(Off):
 
     def __init__(self, redis_url: str | None, prefix: str, ttl: float, events: bool) -> None:
         self.local = _Local()
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.ttl = max(1.0, ttl)
         self.events = events
-        # One field per process in each group's hash: readable in redis-cli.
-        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._dirty: set[str] = set()
-        self._writer: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.shared = SharedPresence(self.local, redis_url, prefix, ttl) if redis_url else None
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- called by the hub, on its loop ---
@@ -144,6 +134,13 @@ class Tracker(Off):
         user = self.local.remove(group, subscriber)
         self._changed(group, LEFT_EVENT, user)
 
+    async def presence(self, group: str) -> Presence:
+        validate_group(group)
+        if self.shared is None:
+            count, users = self.local.figures(group)
+            return Presence(count, users)
+        return await self.shared.read(group)
+
     def _changed(self, group: str, event: str, user: Any) -> None:
         try:
             asyncio.get_running_loop()
@@ -151,14 +148,8 @@ class Tracker(Off):
             return
         if self.events and user is not None:
             self._spawn(self._announce(group, event, user))
-        if self.redis_url is None:
-            return
-        self._dirty.add(group)
-        if self._writer is None or self._writer.done():
-            self._wake = asyncio.Event()
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        assert self._wake is not None
-        self._wake.set()
+        if self.shared is not None:
+            self.shared.changed(group)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -174,7 +165,32 @@ class Tracker(Off):
         except Exception:
             logger.exception("Could not publish the presence event %s of %s", event, group)
 
-    # --- the Redis side ---
+
+class SharedPresence:
+    """Every process's figures in Redis: one hash per group, a field per process (see above)."""
+
+    def __init__(self, local: _Local, redis_url: str, prefix: str, ttl: float) -> None:
+        self.local = local
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.ttl = max(1.0, ttl)
+        # One field per process in each group's hash: readable in redis-cli.
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._dirty: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def changed(self, group: str) -> None:
+        """``group``'s figures changed here: write them soon (on the running loop)."""
+        self._dirty.add(group)
+        if self._writer is None or self._writer.done():
+            self._wake = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        assert self._wake is not None
+        self._wake.set()
 
     def _key(self, group: str) -> str:
         return f"{self.prefix}:presence:{group}"
@@ -185,7 +201,6 @@ class Tracker(Off):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            assert self.redis_url is not None
             client = self._clients[loop] = Redis.from_url(self.redis_url)
         return client
 
@@ -228,11 +243,8 @@ class Tracker(Off):
                     pipe.hdel(key, self.process)
             await pipe.execute()
 
-    async def presence(self, group: str) -> Presence:
-        validate_group(group)
-        if self.redis_url is None:
-            count, users = self.local.figures(group)
-            return Presence(count, users)
+    async def read(self, group: str) -> Presence:
+        """The figures of ``group`` in every process whose entry has not expired."""
         client = self._client()
         key = self._key(group)
         entries = await client.hgetall(key)
