@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .encoding import jittered_retry
 
 if TYPE_CHECKING:
-    from .stream import ResponseBody
+    from .stream import ClosableBody
 
 logger = logging.getLogger("django_sse")
 
@@ -61,7 +61,7 @@ class ServerStop:
 
     def __init__(self) -> None:
         self.stopping = False
-        self._streams: weakref.WeakSet[ResponseBody] = weakref.WeakSet()
+        self._streams: weakref.WeakSet[ClosableBody] = weakref.WeakSet()
         # forget() comes from the thread Django closes responses in; reentrant because the
         # signal handler may interrupt the main thread while it holds the lock.
         self._lock = threading.RLock()
@@ -70,14 +70,14 @@ class ServerStop:
         # Set (on its loop) once the last stream is gone, while the server stops.
         self._drained: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
-    def track(self, stream: ResponseBody) -> None:
+    def track(self, stream: ClosableBody) -> None:
         """A stream started (on its loop's thread): it is ended when the server stops."""
         with self._lock:
             self._streams.add(stream)
         if not self._watching:
             self.watch_signals()
 
-    def forget(self, stream: ResponseBody) -> None:
+    def forget(self, stream: ClosableBody) -> None:
         """Django finished the stream's request (from any thread)."""
         with self._lock:
             self._streams.discard(stream)
@@ -86,7 +86,7 @@ class ServerStop:
             loop, drained = self._drained
             loop.call_soon_threadsafe(drained.set)
 
-    def _open(self) -> list[ResponseBody]:
+    def _open(self) -> list[ClosableBody]:
         with self._lock:
             return list(self._streams)
 
