@@ -78,6 +78,10 @@ class ClosableBody:
         """Stop the source (Django calls this when the client goes away or the stream ends)."""
         self._state = _DONE
         self._waiter = None
+        # The step and the body refer to each other: without the step, a closed body (and its
+        # source) goes with its last reference, not at a garbage collection. Done: the step
+        # is never handed out again.
+        vars(self).pop("_step", None)
         try:
             await self._source.close()
         finally:
