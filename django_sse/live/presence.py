@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 
 from .. import conf
 from .groups import validate_group
+from .state import live_state
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -263,43 +263,30 @@ class SharedPresence:
         return Presence(count, sorted(seen, key=str))
 
 
-class _Registry:
-    """The process's tracker, made from the settings on first use."""
-
-    def __init__(self) -> None:
-        self._current: Off | None = None
-
-    def get(self) -> Off:
-        if self._current is None:
-            self._current = self._make()
-        return self._current
-
-    @staticmethod
-    def _make() -> Off:
-        if not conf.get("PRESENCE"):
-            return Off()
-        shared = conf.get("REPLAY_BACKEND") == "redis"
-        if shared and not conf.get("REDIS_URL"):
-            raise ImproperlyConfigured('DJANGO_SSE["PRESENCE"] with Redis needs "REDIS_URL".')
-        return Tracker(
-            conf.get("REDIS_URL") if shared else None,
-            conf.get("KEY_PREFIX"),
-            float(conf.get("PRESENCE_TTL")),
-            bool(conf.get("PRESENCE_EVENTS")),
-        )
-
-    def reset(self, setting: str, **kwargs: Any) -> None:
-        if setting == "DJANGO_SSE":
-            self._current = None
-
-
-registry = _Registry()
-setting_changed.connect(registry.reset, dispatch_uid="django_sse.presence.reset")
-
-
 def tracker() -> Off:
-    """What tracks this process's subscribers (nothing, when presence is off)."""
-    return registry.get()
+    """What tracks this process's subscribers (nothing, when presence is off).
+
+    Made from the settings on first use, kept in the live layer's registry (state.py), which
+    forgets it when ``DJANGO_SSE`` changes.
+    """
+    current = live_state.presence
+    if current is None:
+        current = live_state.presence = _make_tracker()
+    return current
+
+
+def _make_tracker() -> Off:
+    if not conf.get("PRESENCE"):
+        return Off()
+    shared = conf.get("REPLAY_BACKEND") == "redis"
+    if shared and not conf.get("REDIS_URL"):
+        raise ImproperlyConfigured('DJANGO_SSE["PRESENCE"] with Redis needs "REDIS_URL".')
+    return Tracker(
+        conf.get("REDIS_URL") if shared else None,
+        conf.get("KEY_PREFIX"),
+        float(conf.get("PRESENCE_TTL")),
+        bool(conf.get("PRESENCE_EVENTS")),
+    )
 
 
 async def presence(group: str) -> Presence:
