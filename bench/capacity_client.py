@@ -32,6 +32,7 @@ from bench.client import (
     raise_fd_limit,
     rss_kib,
     warm_up,
+    write_result,
 )
 
 
@@ -299,13 +300,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     raise_fd_limit()
-    result = asyncio.run(WORKLOADS[args.workload](args))
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w") as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text + "\n")
+    write_result(asyncio.run(WORKLOADS[args.workload](args)), args.out)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,10 @@ python -m bench.capacity_report [bench/results]    # rewrite the report from cap
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt, ms, ratio, table, verdict
+from bench.report import fmt, ms, plots_and_environment, ratio, results_folder, table, verdict
 
 
 def runs(data: dict[str, Any], workload: str) -> list[dict[str, Any]]:
@@ -268,18 +267,7 @@ def render(data: dict[str, Any], images: list[str]) -> str:
             many_table(data),
             "",
         ]
-    parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
-    versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-    parts += [
-        "## Environment",
-        "",
-        f"- CPU: {env['cpu']}, {env['cores']} cores; load average at start "
-        f"{', '.join(f'{x:.2f}' for x in env['load_average'])} (other work shares this machine)",
-        f"- Python {env['python']}; commit {env['commit'] or 'unknown'}; "
-        f"redis-server {env['redis-server']}",
-        f"- Packages: {versions}",
-        "",
-    ]
+    parts += plots_and_environment(images, env, env["python"])
     return "\n".join(parts)
 
 
@@ -289,8 +277,7 @@ def write(data: dict[str, Any], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else Path(__file__).resolve().parent / "results"
+    out = results_folder(argv)
     write(json.loads((out / "capacity.json").read_text()), out)
 
 

@@ -482,16 +482,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    raise_fd_limit()
-    result = asyncio.run(asyncio.wait_for(WORKLOADS[args.workload](args), 600))
+def write_result(result: dict[str, Any], path: str | None) -> None:
+    """A workload's result as JSON: into ``path`` (``--out``), or to stdout."""
     text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, "w") as out:
+    if path:
+        with open(path, "w") as out:
             out.write(text)
     else:
         sys.stdout.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    raise_fd_limit()
+    write_result(asyncio.run(asyncio.wait_for(WORKLOADS[args.workload](args), 600)), args.out)
 
 
 if __name__ == "__main__":

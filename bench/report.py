@@ -473,22 +473,35 @@ def render(data: dict[str, Any], images: list[str]) -> str:
             e2e_table(r),
             "",
         ]
-    parts += ["## Plots", ""] + [f"![{name}]({name})" for name in images] + [""]
+    servers = (
+        "- Servers: uvicorn with `--loop asyncio --http httptools`; Daphne defaults. One server "
+        "process per measurement (two for end to end), started fresh; load client in its own "
+        "process (asyncio + httptools, raw sockets)."
+    )
+    parts += plots_and_environment(images, env, f"{env['python']} on {env['platform']}", servers)
+    return "\n".join(parts)
+
+
+def plots_and_environment(
+    images: list[str], env: dict[str, Any], python: str, *notes: str
+) -> list[str]:
+    """The sections that end every report: its plots, and the machine and versions measured."""
     versions = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
-    parts += [
+    return [
+        "## Plots",
+        "",
+        *(f"![{name}]({name})" for name in images),
+        "",
         "## Environment",
         "",
         f"- CPU: {env['cpu']}, {env['cores']} cores; load average at start "
         f"{', '.join(f'{x:.2f}' for x in env['load_average'])} (other work shares this machine)",
-        f"- Python {env['python']} on {env['platform']}; commit {env['commit'] or 'unknown'}; "
+        f"- Python {python}; commit {env['commit'] or 'unknown'}; "
         f"redis-server {env['redis-server']}",
         f"- Packages: {versions}",
-        "- Servers: uvicorn with `--loop asyncio --http httptools`; Daphne defaults. One server "
-        "process per measurement (two for end to end), started fresh; load client in its own "
-        "process (asyncio + httptools, raw sockets).",
+        *notes,
         "",
     ]
-    return "\n".join(parts)
 
 
 def write(data: dict[str, Any], out: Path) -> None:
@@ -496,9 +509,14 @@ def write(data: dict[str, Any], out: Path) -> None:
     (out / "RESULTS.md").write_text(render(data, images))
 
 
-def main(argv: list[str] | None = None) -> None:
+def results_folder(argv: list[str] | None) -> Path:
+    """The folder named on the command line, else bench/results."""
     args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else Path(__file__).resolve().parent / "results"
+    return Path(args[0]) if args else Path(__file__).resolve().parent / "results"
+
+
+def main(argv: list[str] | None = None) -> None:
+    out = results_folder(argv)
     write(json.loads((out / "results.json").read_text()), out)
 
 

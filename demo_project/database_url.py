@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+
+def database_from_environment(sqlite_file: Path) -> dict[str, object]:
+    """The database ``DATABASE_URL`` names, else the SQLite file ``sqlite_file``."""
+    url = os.environ.get("DATABASE_URL")
+    database: dict[str, object] = (
+        database_from_url(url) if url else {"ENGINE": "django.db.backends.sqlite3"}
+    )
+    database.setdefault("NAME", sqlite_file)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Several processes may write the file at once: servers, a `manage.py shell`.
+        database["OPTIONS"] = {"timeout": 20}
+    return database
 
 
 def database_from_url(url: str) -> dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from demo_project.database_url import database_from_url
+from demo_project.database_url import database_from_environment
 from django_sse.redis_retry import channel_layer_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,14 +63,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": database_from_url(os.environ["DATABASE_URL"])
-    if os.environ.get("DATABASE_URL")
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A server and a `manage.py shell` (or a second server) may write the file at once.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+DATABASES = {"default": database_from_environment(BASE_DIR / "db.sqlite3")}
 
 REDIS_URL = os.environ.get("REDIS_URL")
 # Presence: the live page's "N viewing" badge (items/viewers.py).

@@ -46,57 +46,52 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     return errors
 
 
+# The fixed warnings, as Django's own checks keep theirs (django/core/checks/security/).
+W002 = Warning(
+    "`manage.py runserver` serves WSGI here: async event streams cannot be served under WSGI "
+    "and EventSourceResponse refuses them.",
+    hint="Add 'daphne' at the top of INSTALLED_APPS (runserver then serves ASGI), and deploy "
+    "with an ASGI server (daphne, uvicorn, granian, hypercorn).",
+    id="django_sse.W002",
+)
+W004 = Warning(
+    "publish()/subscribe() use the in-memory channel layer, which reaches only the process it "
+    "runs in: events published by other server processes, workers, shells or task queues "
+    "never reach subscribers here.",
+    hint="In production (DEBUG=False) configure channels_redis (RedisPubSubChannelLayer) in "
+    "CHANNEL_LAYERS, unless you really run one process.",
+    id="django_sse.W004",
+)
+W005 = Warning(
+    "Events are shared between processes through the channel layer, but replayed from a log "
+    "in each process's memory: ids of different processes do not compare, so a client that "
+    "reconnects to another process gets a reset instead of what it missed.",
+    hint='Set DJANGO_SSE["REPLAY_BACKEND"] = "redis" and DJANGO_SSE["REDIS_URL"].',
+    id="django_sse.W005",
+)
+
+
+def _layer_backend() -> str:
+    """The backend of the channel layer ``DJANGO_SSE["CHANNEL_LAYER"]`` names."""
+    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
+    backend: str = layers.get(conf.get("CHANNEL_LAYER"), {}).get("BACKEND", IN_MEMORY_LAYER)
+    return backend
+
+
 @register(Tags.compatibility)
 def check_server(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if any(app in settings.INSTALLED_APPS for app in ASGI_RUNSERVERS):
-        return []
-    return [
-        Warning(
-            "`manage.py runserver` serves WSGI here: async event streams cannot be served "
-            "under WSGI and EventSourceResponse refuses them.",
-            hint="Add 'daphne' at the top of INSTALLED_APPS (runserver then serves ASGI), and "
-            "deploy with an ASGI server (daphne, uvicorn, granian, hypercorn).",
-            id="django_sse.W002",
-        )
-    ]
+    return [] if any(app in settings.INSTALLED_APPS for app in ASGI_RUNSERVERS) else [W002]
 
 
 @register(Tags.compatibility)
 def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if settings.DEBUG:
-        return []
-    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
-    alias = conf.get("CHANNEL_LAYER")
-    backend = layers.get(alias, {}).get("BACKEND", IN_MEMORY_LAYER)
-    if backend != IN_MEMORY_LAYER:
-        return []
-    return [
-        Warning(
-            "publish()/subscribe() use the in-memory channel layer, which reaches only the "
-            "process it runs in: events published by other server processes, workers, shells "
-            "or task queues never reach subscribers here.",
-            hint="In production (DEBUG=False) configure channels_redis "
-            "(RedisPubSubChannelLayer) in CHANNEL_LAYERS, unless you really run one process.",
-            id="django_sse.W004",
-        )
-    ]
+    return [] if settings.DEBUG or _layer_backend() != IN_MEMORY_LAYER else [W004]
 
 
 @register(Tags.compatibility)
 def check_replay_log(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    layers = getattr(settings, "CHANNEL_LAYERS", {}) or {}
-    backend = layers.get(conf.get("CHANNEL_LAYER"), {}).get("BACKEND", IN_MEMORY_LAYER)
-    if backend == IN_MEMORY_LAYER or conf.get("REPLAY_BACKEND") != "memory":
-        return []
-    return [
-        Warning(
-            "Events are shared between processes through the channel layer, but replayed from "
-            "a log in each process's memory: ids of different processes do not compare, so a "
-            "client that reconnects to another process gets a reset instead of what it missed.",
-            hint='Set DJANGO_SSE["REPLAY_BACKEND"] = "redis" and DJANGO_SSE["REDIS_URL"].',
-            id="django_sse.W005",
-        )
-    ]
+    shared = _layer_backend() != IN_MEMORY_LAYER
+    return [W005] if shared and conf.get("REPLAY_BACKEND") == "memory" else []
 
 
 STATICFILES_APP = "django.contrib.staticfiles"

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .encoding import jittered_retry
 
 if TYPE_CHECKING:
-    from .stream import ResponseBody
+    from .stream import ClosableBody
 
 logger = logging.getLogger("django_sse")
 
@@ -56,39 +56,20 @@ def retry_after_stop() -> bytes:
     return jittered_retry(RETRY_AFTER_STOP_MS)
 
 
-class ServerStop:
-    """This process's open streams, and whether the server was told to stop."""
+class StopSignals:
+    """The signals that stop the server, taken before its own handlers (see the module docstring).
+
+    ``ServerStop`` below provides ``stop``: what to do on the first signal.
+    """
 
     def __init__(self) -> None:
         self.stopping = False
-        self._streams: weakref.WeakSet[ResponseBody] = weakref.WeakSet()
-        # forget() comes from the thread Django closes responses in; reentrant because the
-        # signal handler may interrupt the main thread while it holds the lock.
-        self._lock = threading.RLock()
         self._previous: dict[int, Handler] = {}
         self._watching = False
-        # Set (on its loop) once the last stream is gone, while the server stops.
-        self._drained: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
-    def track(self, stream: ResponseBody) -> None:
-        """A stream started (on its loop's thread): it is ended when the server stops."""
-        with self._lock:
-            self._streams.add(stream)
-        if not self._watching:
-            self.watch_signals()
-
-    def forget(self, stream: ResponseBody) -> None:
-        """Django finished the stream's request (from any thread)."""
-        with self._lock:
-            self._streams.discard(stream)
-            left = len(self._streams)
-        if self._drained is not None and not left:
-            loop, drained = self._drained
-            loop.call_soon_threadsafe(drained.set)
-
-    def _open(self) -> list[ResponseBody]:
-        with self._lock:
-            return list(self._streams)
+    def stop(self, then: Callable[[], None]) -> None:
+        """End every open stream, then call ``then`` (the server's own handler)."""
+        raise NotImplementedError
 
     def watch_signals(self) -> None:
         """Chain our handler in front of the server's; only the main thread can."""
@@ -108,6 +89,65 @@ class ServerStop:
             self._pass_on(signum, frame)  # a second signal: the server's own way, at once
             return
         self.stop(lambda: self._pass_on(signum, frame))
+
+    def _watch_hypercorn_worker(self) -> None:
+        """hypercorn serves from a worker process that never sees the signal (see below)."""
+        event = hypercorn_shutdown_event()
+        if event is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._wait_for(event))
+        _background.add(task)
+
+    async def _wait_for(self, event: Any) -> None:
+        # hypercorn's worker polls the same event ten times a second, then waits for the
+        # responses until its graceful timeout and cancels them: be first.
+        # A multiprocessing event cannot wake a loop: polled, as hypercorn does.
+        try:
+            while not event.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        except Exception:  # an event of another kind than the one checked: stop watching
+            logger.exception("django_sse stopped watching hypercorn's shutdown event")
+            return
+        if not self.stopping:
+            self.stop(lambda: None)
+
+    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
+        previous = self._previous.get(signum)
+        if previous is not None:
+            previous(signum, frame)
+
+
+class ServerStop(StopSignals):
+    """This process's open streams, ended when the server is told to stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._streams: weakref.WeakSet[ClosableBody] = weakref.WeakSet()
+        # forget() comes from the thread Django closes responses in; reentrant because the
+        # signal handler may interrupt the main thread while it holds the lock.
+        self._lock = threading.RLock()
+        # Set (on its loop) once the last stream is gone, while the server stops.
+        self._drained: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+
+    def track(self, stream: ClosableBody) -> None:
+        """A stream started (on its loop's thread): it is ended when the server stops."""
+        with self._lock:
+            self._streams.add(stream)
+        if not self._watching:
+            self.watch_signals()
+
+    def forget(self, stream: ClosableBody) -> None:
+        """Django finished the stream's request (from any thread)."""
+        with self._lock:
+            self._streams.discard(stream)
+            left = len(self._streams)
+        if self._drained is not None and not left:
+            loop, drained = self._drained
+            loop.call_soon_threadsafe(drained.set)
+
+    def _open(self) -> list[ClosableBody]:
+        with self._lock:
+            return list(self._streams)
 
     def stop(self, then: Callable[[], None]) -> None:
         """End every open stream, then (once they are closed, or soon after) call ``then``."""
@@ -154,32 +194,6 @@ class ServerStop:
             pass
         if left := self._open():
             logger.warning("%d event streams still open when the server stopped", len(left))
-
-    def _watch_hypercorn_worker(self) -> None:
-        """hypercorn serves from a worker process that never sees the signal (see below)."""
-        event = hypercorn_shutdown_event()
-        if event is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._wait_for(event))
-        _background.add(task)
-
-    async def _wait_for(self, event: Any) -> None:
-        # hypercorn's worker polls the same event ten times a second, then waits for the
-        # responses until its graceful timeout and cancels them: be first.
-        # A multiprocessing event cannot wake a loop: polled, as hypercorn does.
-        try:
-            while not event.is_set():  # noqa: ASYNC110
-                await asyncio.sleep(0.1)
-        except Exception:  # an event of another kind than the one checked: stop watching
-            logger.exception("django_sse stopped watching hypercorn's shutdown event")
-            return
-        if not self.stopping:
-            self.stop(lambda: None)
-
-    def _pass_on(self, signum: int, frame: FrameType | None) -> None:
-        previous = self._previous.get(signum)
-        if previous is not None:
-            previous(signum, frame)
 
 
 def hypercorn_shutdown_event() -> Any:

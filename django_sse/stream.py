@@ -54,12 +54,75 @@ def retry_after_failure() -> bytes:
 _NEW, _RUNNING, _DONE = range(3)
 
 
-class ResponseBody:
+class ClosableBody:
+    """How a ``ResponseBody`` ends from outside: closed, released from a thread, or stopped.
+
+    Django closes the body when the client goes away or the stream ends (``aclose``), and closes
+    the response, from any thread, last thing for a request (``release``); a stopping server
+    ends it after what is buffered (``stop``, stopping.py). ``ResponseBody`` provides the rest.
+    """
+
+    _source: Source
+    _lease: Lease | None
+    _state: int
+    _waiter: asyncio.Future[None] | None
+    _loop: asyncio.AbstractEventLoop | None
+    _stopping: bool
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the source runs on, once it was started."""
+        return self._loop
+
+    async def aclose(self) -> None:
+        """Stop the source (Django calls this when the client goes away or the stream ends)."""
+        self._state = _DONE
+        self._waiter = None
+        # The step and the body refer to each other: without the step, a closed body (and its
+        # source) goes with its last reference, not at a garbage collection. Done: the step
+        # is never handed out again.
+        vars(self).pop("_step", None)
+        try:
+            await self._source.close()
+        finally:
+            # Django may never call ``response.close()`` for a stream it closed: on Django 6.1 a
+            # client gone while a sync-only middleware returns skips it, and the response then
+            # lives on in a reference cycle until a garbage collection.
+            if self._lease is not None:
+                self._lease.release()
+
+    def stop(self) -> None:
+        """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
+        if self._state == _DONE:
+            return
+        self._stopping = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def release(self) -> None:
+        """``aclose`` from any thread, without waiting: for owners that cannot await it.
+
+        A source that was never started holds nothing and needs no release.
+        Django calls it last thing for a request (``response.close()``): a server stop waits for
+        it, so that the server does not drop a request that is still finishing.
+        """
+        server_stop.forget(self)
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(_start_release, self)
+        except RuntimeError:  # the loop is closed, and everything on it is gone
+            pass
+
+
+class ResponseBody(ClosableBody):
     """Async iterator of the bytes to write: events, ``: ping`` while idle, then the end.
 
     ``ping_interval`` may change while the stream runs: the next wait uses the new value.
     ``lease``, the stream's share of the process's count (limits.py), goes back when the stream
-    is closed.
+    is closed. How it is closed is ``ClosableBody``'s; the steps of the stream are here.
     """
 
     def __init__(self, source: Source, ping_interval: float, lease: Lease | None = None) -> None:
@@ -73,10 +136,6 @@ class ResponseBody:
         self._loop: asyncio.AbstractEventLoop | None = None
         # The server is stopping: the next step ends the stream (see stopping.py).
         self._stopping = False
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._loop
 
     @property
     def started(self) -> bool:
@@ -148,44 +207,6 @@ class ResponseBody:
         # would make EventSource give up).
         return retry_after_failure()
 
-    async def aclose(self) -> None:
-        """Stop the source (Django calls this when the client goes away or the stream ends)."""
-        self._state = _DONE
-        self._waiter = None
-        try:
-            await self._source.close()
-        finally:
-            # Django may never call ``response.close()`` for a stream it closed: on Django 6.1 a
-            # client gone while a sync-only middleware returns skips it, and the response then
-            # lives on in a reference cycle until a garbage collection.
-            if self._lease is not None:
-                self._lease.release()
-
-    def stop(self) -> None:
-        """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
-        if self._state == _DONE:
-            return
-        self._stopping = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def release(self) -> None:
-        """``aclose`` from any thread, without waiting: for owners that cannot await it.
-
-        A source that was never started holds nothing and needs no release.
-        Django calls it last thing for a request (``response.close()``): a server stop waits for
-        it, so that the server does not drop a request that is still finishing.
-        """
-        server_stop.forget(self)
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            loop.call_soon_threadsafe(_start_release, self)
-        except RuntimeError:  # the loop is closed, and everything on it is gone
-            pass
-
 
 class _Step:
     """The awaitable of every ``__anext__`` after the first: one per stream, reused."""
@@ -210,7 +231,7 @@ class _Step:
 _releasing: set[asyncio.Task[None]] = set()
 
 
-def _start_release(stream: ResponseBody) -> None:
+def _start_release(stream: ClosableBody) -> None:
     task = asyncio.get_running_loop().create_task(stream.aclose())
     _releasing.add(task)
     task.add_done_callback(_releasing.discard)

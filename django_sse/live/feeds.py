@@ -49,6 +49,22 @@ def resumes_a_combined_stream(request: HttpRequest) -> bool:
     return last_event_id is not None and ":" in last_event_id and read(last_event_id) is not None
 
 
+def combines_feeds(view: SubscriptionView, request: HttpRequest) -> bool:
+    """Whether ``view`` serves ``request`` a multi-group stream, with ids ``<feeds>:<cursor>``.
+
+    It does for several groups (even one, by list), combined feeds, or one feed resuming from a
+    combined stream.
+    """
+    from .views import SubscriptionView
+
+    return bool(
+        view.groups
+        or FEED_PARAMETER in request.GET
+        or type(view).get_groups is not SubscriptionView.get_groups
+        or resumes_a_combined_stream(request)
+    )
+
+
 def resolve_feed(
     url: str, request: HttpRequest
 ) -> tuple[SubscriptionView, dict[str, Any], str | None] | None:

@@ -7,18 +7,8 @@ local subscriber of a group leaves. One long-lived task receives from that chann
 same encoded bytes to every subscriber's bounded buffer, synchronously: no task per subscriber,
 no task per event.
 
-``receive()`` is never wrapped in a timeout: ``RedisPubSubChannelLayer`` unsubscribes a channel
-whose ``receive()`` is cancelled and drops what was queued for it. The receive task is cancelled
-only when no group is left or the layer failed (``_fail``), and the channel is abandoned with it.
-
-A broker connection can fail without ``receive()`` ever raising: ``RedisPubSubChannelLayer``
-logs the error, reconnects and resubscribes by itself, and whatever was published before it
-resubscribed is silently gone. So on a layer other than the in-memory one the hub sends itself a
-numbered heartbeat every ``HEARTBEAT_INTERVAL`` seconds (heartbeat.py). A heartbeat that cannot
-be sent, one that is lost (the next one arrives first) or silence for ``HEARTBEAT_MISSES``
-intervals means live events may have been lost: the hub ends every local subscriber, whose
-clients reconnect with their last id and get what they missed from the replay log, and the next
-join starts over.
+Receiving from that channel, its heartbeat and what a layer failure ends are
+``ChannelReceiver``'s (receiving.py).
 
 **Order.** The replay log numbers each group's events without gaps (``<epoch>-<sequence>``,
 see replay.py), but publishers in several coroutines or processes send them through the layer
@@ -39,7 +29,6 @@ warns about) cannot be read back: they are dispatched as they come.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -52,17 +41,14 @@ from channels.layers import (  # type: ignore[import-untyped]
 from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf, metrics
-from . import presence
-from .delivery import MESSAGE_TYPE, PublishedEvent
-from .heartbeat import HEARTBEAT_TYPE, Heartbeat, LayerFailure
+from .delivery import PublishedEvent
 from .membership import (
     MAX_RENEW_INTERVAL,
-    GroupMembership,
     LocalGroup,
     Subscriber,
-    forget_channel,
 )
 from .ordering import Sequencer
+from .receiving import END_TYPE, ChannelReceiver
 from .state import live_state
 
 __all__ = [
@@ -78,12 +64,6 @@ __all__ = [
     "hub_loops",
     "listening_loops",
 ]
-
-logger = logging.getLogger("django_sse")
-
-# A control message: end every local subscriber of its group (access.py: a user's streams on
-# logout). It carries only ``group``; nothing of it is written to any client.
-END_TYPE = "django_sse.end"
 
 
 def current_layer() -> BaseChannelLayer:
@@ -141,23 +121,21 @@ class Waker:
             metrics.record().woken(loop)
 
 
-class Hub(GroupMembership):
+class Hub(ChannelReceiver):
     """Subscribers of one event loop, behind one channel-layer channel.
 
-    Joining and leaving the layer's groups is ``GroupMembership``'s (membership.py); the hub
-    receives from the channel, dispatches each event in its group's order and fans it out.
+    Joining and leaving the layer's groups is ``GroupMembership``'s (membership.py), receiving
+    from the channel ``ChannelReceiver``'s (receiving.py); the hub dispatches each event in its
+    group's order and fans it out.
     """
 
     def __init__(self, layer: BaseChannelLayer) -> None:
         super().__init__(layer)
-        self._receiver: asyncio.Task[None] | None = None
         self._sequencer = Sequencer(self)
-        self._heartbeat = Heartbeat(layer, self._fail, lambda: self._spawn(self._sequencer.audit()))
         # ``wake(future)`` resolves a subscriber's future, spread over turns of the loop (see
         # ``Waker``): the waker's own method, called per event and subscriber without a frame
         # of the hub's in between.
         self.wake: Callable[[asyncio.Future[None]], None] = Waker().wake
-        self.received = 0  # messages taken from the layer, for tests and benchmarks
 
     @property
     def channels(self) -> int:
@@ -180,52 +158,6 @@ class Hub(GroupMembership):
             "received": self.received,
         }
 
-    def _open_channel(self, channel: str) -> None:
-        # A process that serves streams also relays what a failed publish or a crashed process
-        # left in the outbox (django_sse.live.outbox).
-        from .outbox import periodic_relay
-
-        periodic_relay.ensure_running()
-        self._receiver = asyncio.get_running_loop().create_task(self._receive(channel))
-        if not isinstance(self.layer, InMemoryChannelLayer):
-            self._heartbeat.start(channel)
-
-    async def _close_channel(self) -> None:
-        for task in (self._receiver, self._heartbeat.task):
-            if task is not None and not task.done():
-                task.cancel()
-                await asyncio.wait([task])
-        self._receiver = None
-        self._heartbeat.forget()
-
-    async def _receive(self, channel: str) -> None:
-        while True:
-            try:
-                message = await self.layer.receive(channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                logger.exception("The channel layer failed; closing this process's subscribers")
-                self._fail(exc)
-                return
-            self.received += 1
-            kind = message.get("type")
-            if kind == HEARTBEAT_TYPE:
-                if not self._heartbeat.received(message.get("n")):
-                    self._fail(LayerFailure("The channel layer lost a heartbeat of this process"))
-                    return
-                continue
-            if kind == END_TYPE:
-                self.end_group(message["group"])
-                continue
-            if kind != MESSAGE_TYPE:
-                continue
-            metrics.record().received(message)
-            try:
-                self.dispatch(PublishedEvent.from_message(message))
-            except Exception:
-                logger.exception("Could not dispatch a message from the channel layer")
-
     def dispatch(self, delivery: PublishedEvent) -> None:
         """Hand one event to every local subscriber of its group, in the group's order."""
         state = self._groups.get(delivery.group)
@@ -246,36 +178,15 @@ class Hub(GroupMembership):
             self.leave(delivery.group, subscriber)
             subscriber.end()
 
+    def _audit(self) -> None:
+        self._spawn(self._sequencer.audit())
+
     def end_group(self, group: str) -> None:
         """End every local subscriber of ``group`` (an ``END_TYPE`` message)."""
         state = self._groups.get(group)
         for subscriber in list(state.members) if state is not None else ():
             self.leave(group, subscriber)
             subscriber.end()
-
-    def _fail(self, error: Exception) -> None:
-        # Subscribers reconnect and resume by id; the next join starts over with a new channel.
-        groups, self._groups = self._groups, {}
-        logger.warning(
-            "Channel layer failure (%s): closing %d local subscribers, they resume by id",
-            error,
-            sum(len(state.members) for state in groups.values()),
-        )
-        metrics.record().layer_failed(sum(len(state.members) for state in groups.values()))
-        channel, self.channel = self.channel, None
-        current = asyncio.current_task()
-        for task in (self._receiver, self._heartbeat.task):
-            if task is not None and task is not current:
-                task.cancel()
-        self._renewal.cancel()
-        self._receiver = None
-        self._heartbeat.forget()
-        for name, state in groups.items():
-            for subscriber in state.members:
-                presence.tracker().left(name, subscriber)
-                subscriber.end(error)
-        if channel is not None and groups:
-            self._spawn(forget_channel(self.layer, channel, list(groups)))
 
 
 def get_hub() -> Hub:

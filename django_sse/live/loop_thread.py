@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+logger = logging.getLogger("django_sse")
 
 T = TypeVar("T")
 
@@ -66,11 +69,17 @@ class LoopThread:
             self._loop = self._thread = None
             if loop is None or thread is None or self._pid != os.getpid():
                 return
+        # The replay log closes its client on this loop when the loop shuts its async
+        # generators down (replay.py), as asyncio.run does before it closes a loop.
+        shutdown = asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop)
+        try:
+            shutdown.result(10)
+        except Exception:
+            logger.warning("Could not close the publishing loop's clients", exc_info=True)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         if not thread.is_alive():
-            # channels_redis and the replay log close this loop's connections in loop.close().
-            loop.close()
+            loop.close()  # channels_redis closes this loop's connections in loop.close()
 
     @property
     def started(self) -> bool:

@@ -62,8 +62,12 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-class GroupMembership:
-    """Local subscribers per group, and the layer channel's membership of those groups."""
+class LayerJoins:
+    """The layer channel's membership of the groups that have local subscribers (see above).
+
+    ``GroupMembership`` below keeps who those subscribers are; this adds the channel to a group
+    for its first one, discards it after the last one and renews what the layer would forget.
+    """
 
     def __init__(self, layer: BaseChannelLayer) -> None:
         self.layer = layer
@@ -78,52 +82,6 @@ class GroupMembership:
     def renewals(self) -> int:
         """Passes of the membership renewal completed."""
         return self._renewal.passes
-
-    def position(self, group: str) -> EventKey | None:
-        """The last event of ``group`` dispatched here, in order (the log's when joined)."""
-        state = self._groups.get(group)
-        order = state.order if state is not None else None
-        return order.position if order is not None else None
-
-    def groups(self) -> dict[str, int]:
-        """Local subscribers per group."""
-        return {name: len(group.members) for name, group in self._groups.items()}
-
-    def state_of(self, group: str) -> LocalGroup | None:
-        return self._groups.get(group)
-
-    def states(self) -> list[tuple[str, LocalGroup]]:
-        return list(self._groups.items())
-
-    async def join(self, group: str, subscriber: Subscriber) -> None:
-        """Add ``subscriber`` to ``group``; returns once the layer delivers the group's events."""
-        state = self._groups.get(group)
-        if state is None:
-            # The first subscriber's join runs as a task of its own so that cancelling that
-            # subscriber (a client that went away at once) cannot leave the others waiting. Its
-            # context is a fresh one, not a copy of the request's: the tasks it starts (receive,
-            # renewal, heartbeat) live as long as the hub, and would keep whatever the first
-            # request held in context variables alive with them.
-            task = asyncio.get_running_loop().create_task(
-                self._add(group), context=contextvars.Context()
-            )
-            task.add_done_callback(_retrieve)
-            state = self._groups[group] = LocalGroup(task)
-        state.members.add(subscriber)
-        await asyncio.shield(state.ready)
-        presence.tracker().entered(group, subscriber)
-
-    def leave(self, group: str, subscriber: Subscriber) -> None:
-        """Remove ``subscriber``; the last one out releases the group (in the background)."""
-        presence.tracker().left(group, subscriber)
-        state = self._groups.get(group)
-        if state is None or subscriber not in state.members:
-            return
-        state.members.discard(subscriber)
-        if state.members:
-            return
-        del self._groups[group]
-        self._spawn(self._discard(group, state))
 
     def track(self, task: asyncio.Task[None]) -> None:
         """Keep a background task of the hub's until it is done (``stats`` counts it)."""
@@ -199,6 +157,56 @@ class GroupMembership:
         self.channel = None
 
 
+class GroupMembership(LayerJoins):
+    """Local subscribers per group: joining one adds the channel to it, the last out discards it."""
+
+    def position(self, group: str) -> EventKey | None:
+        """The last event of ``group`` dispatched here, in order (the log's when joined)."""
+        state = self._groups.get(group)
+        order = state.order if state is not None else None
+        return order.position if order is not None else None
+
+    def groups(self) -> dict[str, int]:
+        """Local subscribers per group."""
+        return {name: len(group.members) for name, group in self._groups.items()}
+
+    def state_of(self, group: str) -> LocalGroup | None:
+        return self._groups.get(group)
+
+    def states(self) -> list[tuple[str, LocalGroup]]:
+        return list(self._groups.items())
+
+    async def join(self, group: str, subscriber: Subscriber) -> None:
+        """Add ``subscriber`` to ``group``; returns once the layer delivers the group's events."""
+        state = self._groups.get(group)
+        if state is None:
+            # The first subscriber's join runs as a task of its own so that cancelling that
+            # subscriber (a client that went away at once) cannot leave the others waiting. Its
+            # context is a fresh one, not a copy of the request's: the tasks it starts (receive,
+            # renewal, heartbeat) live as long as the hub, and would keep whatever the first
+            # request held in context variables alive with them.
+            task = asyncio.get_running_loop().create_task(
+                self._add(group), context=contextvars.Context()
+            )
+            task.add_done_callback(_retrieve)
+            state = self._groups[group] = LocalGroup(task)
+        state.members.add(subscriber)
+        await asyncio.shield(state.ready)
+        presence.tracker().entered(group, subscriber)
+
+    def leave(self, group: str, subscriber: Subscriber) -> None:
+        """Remove ``subscriber``; the last one out releases the group (in the background)."""
+        presence.tracker().left(group, subscriber)
+        state = self._groups.get(group)
+        if state is None or subscriber not in state.members:
+            return
+        state.members.discard(subscriber)
+        if state.members:
+            return
+        del self._groups[group]
+        self._spawn(self._discard(group, state))
+
+
 async def forget_channel(layer: BaseChannelLayer, channel: str, groups: list[str]) -> None:
     """Best effort, after a layer failure: take the abandoned ``channel`` out of ``groups``.
 
@@ -215,7 +223,7 @@ async def forget_channel(layer: BaseChannelLayer, channel: str, groups: list[str
 class Renewal:
     """Adds the channel to its groups again, every half ``group_expiry`` (at most an hour)."""
 
-    def __init__(self, membership: GroupMembership) -> None:
+    def __init__(self, membership: LayerJoins) -> None:
         self._membership = membership
         self.task: asyncio.Task[None] | None = None
         self.passes = 0

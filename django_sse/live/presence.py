@@ -36,16 +36,17 @@ import time
 import uuid
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.dispatch import Signal
 
 from .. import conf
 from .groups import validate_group
+from .state import live_state
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -131,17 +132,11 @@ class Tracker(Off):
 
     def __init__(self, redis_url: str | None, prefix: str, ttl: float, events: bool) -> None:
         self.local = _Local()
-        self.redis_url = redis_url
-        self.prefix = prefix
-        self.ttl = max(1.0, ttl)
         self.events = events
-        # One field per process in each group's hash: readable in redis-cli.
-        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._dirty: set[str] = set()
-        self._writer: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
-            weakref.WeakKeyDictionary()
+        self.shared = (
+            SharedPresence(self.local, redis_url, prefix, ttl, self._tell_changed)
+            if redis_url
+            else None
         )
         self._background: set[asyncio.Task[Any]] = set()
         self._unannounced: set[str] = set()
@@ -157,6 +152,13 @@ class Tracker(Off):
         user = self.local.remove(group, subscriber)
         self._changed(group, LEFT_EVENT, user)
 
+    async def presence(self, group: str) -> Presence:
+        validate_group(group)
+        if self.shared is None:
+            count, users = self.local.figures(group)
+            return Presence(count, users)
+        return await self.shared.read(group)
+
     def _changed(self, group: str, event: str, user: Any) -> None:
         try:
             asyncio.get_running_loop()
@@ -164,15 +166,10 @@ class Tracker(Off):
             return
         if self.events and user is not None:
             self._spawn(self._announce(group, event, user))
-        if self.redis_url is None:
+        if self.shared is None:
             self._tell_changed({group})
-            return
-        self._dirty.add(group)
-        if self._writer is None or self._writer.done():
-            self._wake = asyncio.Event()
-            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
-        assert self._wake is not None
-        self._wake.set()
+        else:
+            self.shared.changed(group)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -204,7 +201,41 @@ class Tracker(Off):
             # Robust: a failing receiver is logged by Django and stops neither the others nor us.
             await presence_changed.asend_robust(sender=Tracker, group=group)
 
-    # --- the Redis side ---
+
+class SharedPresence:
+    """Every process's figures in Redis: one hash per group, a field per process (see above)."""
+
+    def __init__(
+        self,
+        local: _Local,
+        redis_url: str,
+        prefix: str,
+        ttl: float,
+        written: Callable[[set[str]], None],
+    ) -> None:
+        self.local = local
+        # Told which groups' changes a write made visible (presence_changed).
+        self._written = written
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self.ttl = max(1.0, ttl)
+        # One field per process in each group's hash: readable in redis-cli.
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._dirty: set[str] = set()
+        self._writer: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def changed(self, group: str) -> None:
+        """``group``'s figures changed here: write them soon (on the running loop)."""
+        self._dirty.add(group)
+        if self._writer is None or self._writer.done():
+            self._wake = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        assert self._wake is not None
+        self._wake.set()
 
     def _key(self, group: str) -> str:
         return f"{self.prefix}:presence:{group}"
@@ -215,7 +246,6 @@ class Tracker(Off):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            assert self.redis_url is not None
             client = self._clients[loop] = Redis.from_url(self.redis_url)
         return client
 
@@ -239,7 +269,7 @@ class Tracker(Off):
                 logger.exception("Could not write presence to Redis (retried)")
                 self._dirty |= groups
             else:
-                self._tell_changed(changed)
+                self._written(changed)
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_refresh - time.monotonic()))
             except TimeoutError:
@@ -261,11 +291,8 @@ class Tracker(Off):
                     pipe.hdel(key, self.process)
             await pipe.execute()
 
-    async def presence(self, group: str) -> Presence:
-        validate_group(group)
-        if self.redis_url is None:
-            count, users = self.local.figures(group)
-            return Presence(count, users)
+    async def read(self, group: str) -> Presence:
+        """The figures of ``group`` in every process whose entry has not expired."""
         client = self._client()
         key = self._key(group)
         entries = await client.hgetall(key)
@@ -284,43 +311,30 @@ class Tracker(Off):
         return Presence(count, sorted(seen, key=str))
 
 
-class _Registry:
-    """The process's tracker, made from the settings on first use."""
-
-    def __init__(self) -> None:
-        self._current: Off | None = None
-
-    def get(self) -> Off:
-        if self._current is None:
-            self._current = self._make()
-        return self._current
-
-    @staticmethod
-    def _make() -> Off:
-        if not conf.get("PRESENCE"):
-            return Off()
-        shared = conf.get("REPLAY_BACKEND") == "redis"
-        if shared and not conf.get("REDIS_URL"):
-            raise ImproperlyConfigured('DJANGO_SSE["PRESENCE"] with Redis needs "REDIS_URL".')
-        return Tracker(
-            conf.get("REDIS_URL") if shared else None,
-            conf.get("KEY_PREFIX"),
-            float(conf.get("PRESENCE_TTL")),
-            bool(conf.get("PRESENCE_EVENTS")),
-        )
-
-    def reset(self, setting: str, **kwargs: Any) -> None:
-        if setting == "DJANGO_SSE":
-            self._current = None
-
-
-registry = _Registry()
-setting_changed.connect(registry.reset, dispatch_uid="django_sse.presence.reset")
-
-
 def tracker() -> Off:
-    """What tracks this process's subscribers (nothing, when presence is off)."""
-    return registry.get()
+    """What tracks this process's subscribers (nothing, when presence is off).
+
+    Made from the settings on first use, kept in the live layer's registry (state.py), which
+    forgets it when ``DJANGO_SSE`` changes.
+    """
+    current = live_state.presence
+    if current is None:
+        current = live_state.presence = _make_tracker()
+    return current
+
+
+def _make_tracker() -> Off:
+    if not conf.get("PRESENCE"):
+        return Off()
+    shared = conf.get("REPLAY_BACKEND") == "redis"
+    if shared and not conf.get("REDIS_URL"):
+        raise ImproperlyConfigured('DJANGO_SSE["PRESENCE"] with Redis needs "REDIS_URL".')
+    return Tracker(
+        conf.get("REDIS_URL") if shared else None,
+        conf.get("KEY_PREFIX"),
+        float(conf.get("PRESENCE_TTL")),
+        bool(conf.get("PRESENCE_EVENTS")),
+    )
 
 
 async def presence(group: str) -> Presence:

@@ -32,6 +32,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -295,6 +296,30 @@ class _Connection:
         self.client: Redis = Redis.from_pool(pool)  # closes the pool with the client
         self.append: AsyncScript = self.client.register_script(APPEND_SCRIPT)
         self.newest: AsyncScript = self.client.register_script(NEWEST_SCRIPT)
+        self._closer: AsyncGenerator[None] | None = None
+
+    async def close_with_loop(self, forget: Callable[[], object]) -> None:
+        """Close the client when its loop shuts its async generators down (see ``_closing``)."""
+        self._closer = _closing(self.client, forget)
+        await anext(self._closer)  # runs to its yield at once: nothing else runs meanwhile
+
+
+async def _closing(client: Redis, forget: Callable[[], object]) -> AsyncGenerator[None]:
+    """Suspended while its loop runs; closes ``client`` when the loop shuts it down.
+
+    ``asyncio.run``, ``asyncio.Runner`` and asgiref's ``async_to_sync`` (outside a running loop)
+    close every async generator of their loop before they close the loop: this one then closes
+    its client on that loop. Code that runs a loop per call (``latest_event_id_sync`` in a shell,
+    ``asyncio.run``) would otherwise leak a client and its connection per call (the client
+    keeps its loop alive, so a weak reference to the loop never dies). The loop holds its async
+    generators weakly: the connection holds this one. ``publish_sync``'s loop (loop_thread.py)
+    shuts its generators down at exit.
+    """
+    try:
+        yield
+    finally:
+        forget()
+        await client.aclose()
 
 
 class RedisLog:
@@ -312,34 +337,16 @@ class RedisLog:
             weakref.WeakKeyDictionary()
         )
 
-    def _connection(self) -> _Connection:
+    async def _connection(self) -> _Connection:
         loop = asyncio.get_running_loop()
         connection = self._connections.get(loop)
         if connection is None:
             connection = self._connections[loop] = _Connection(self.url)
-            self._close_with(loop)
+            await connection.close_with_loop(lambda: self._connections.pop(loop, None))
         return connection
 
-    def _client(self) -> Redis:
-        return self._connection().client
-
-    def _close_with(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close this loop's client when the loop closes, as channels_redis does for its own.
-
-        Code that runs a loop per call (``async_to_sync`` outside a running loop, as
-        ``latest_event_id_sync`` in a shell, or ``asyncio.run``) would otherwise leak a client
-        and its connection per call: the client keeps its loop alive. ``publish_sync`` needs no
-        new loop (loop_thread.py); its loop's client is closed the same way, at exit.
-        """
-        close = loop.close
-
-        def close_client_then_loop() -> None:
-            connection = self._connections.pop(loop, None)
-            if connection is not None and not loop.is_running():
-                loop.run_until_complete(connection.client.aclose())
-            close()
-
-        loop.close = close_client_then_loop  # type: ignore[method-assign]
+    async def _client(self) -> Redis:
+        return (await self._connection()).client
 
     def key(self, group: str) -> str:
         return f"{self.prefix}:replay:{group}"
@@ -356,7 +363,7 @@ class RedisLog:
             fields += ["e", record.event]
         if record.payload is not None:
             fields += ["p", record.payload]
-        connection = self._connection()
+        connection = await self._connection()
         raw_id = await connection.append(
             keys=[self.key(group), self.position_key(group)],
             args=[self.window, self.ttl, *fields],
@@ -366,7 +373,7 @@ class RedisLog:
     async def read(self, group: str, after: EventKey, count: int = PAGE_SIZE) -> Page:
         # One transaction: the position and the page are of the same moment, so the check
         # below cannot be fooled by an append or a trim in between.
-        async with self._client().pipeline(transaction=True) as pipe:
+        async with (await self._client()).pipeline(transaction=True) as pipe:
             pipe.xrange(self.key(group), "(" + format_id(after), "+", count=count)
             pipe.hmget(self.position_key(group), ["e", "s"])
             entries, position = await pipe.execute()
@@ -380,20 +387,20 @@ class RedisLog:
     async def newest(self, group: str) -> str | None:
         # Starts the group's epoch when it has none, so that a page rendered before the first
         # event resumes from "<epoch>-0" and gets that event replayed.
-        raw_id = await self._connection().newest(
+        raw_id = await (await self._connection()).newest(
             keys=[self.key(group), self.position_key(group)], args=[self.window, self.ttl]
         )
         return _decode(raw_id)
 
     async def position(self, group: str) -> EventKey | None:
         """The group's (epoch, newest sequence), ``None`` when Redis holds nothing of it."""
-        found: Any = await self._client().hmget(self.position_key(group), ["e", "s"])
+        found: Any = await (await self._client()).hmget(self.position_key(group), ["e", "s"])
         return _position(found)
 
     async def positions(self, groups: list[str]) -> list[EventKey | None]:
         found: list[EventKey | None] = []
         for start in range(0, len(groups), 1000):  # bounded pipelines for many groups
-            async with self._client().pipeline(transaction=False) as pipe:
+            async with (await self._client()).pipeline(transaction=False) as pipe:
                 for group in groups[start : start + 1000]:
                     pipe.hmget(self.position_key(group), ["e", "s"])
                 found += [_position(values) for values in await pipe.execute()]

@@ -1,11 +1,12 @@
 """This process's live-layer state, in one named registry (as Channels' ``ChannelLayerManager``).
 
 What the live layer keeps per process: the hub of each event loop, the in-memory channel layer
-used when none is configured, the replay logs (one per configuration) and the models registered
-for live updates. Settings changes (``override_settings`` in tests) reset what derives from the
-settings: the logs when ``DJANGO_SSE`` changes, the fallback layer when ``CHANNEL_LAYERS`` does
-(Channels resets its own layers then). Hubs are checked against the current layer every time
-one is asked for, so they need no reset; model registrations come from code, not settings.
+used when none is configured, the replay logs (one per configuration), the presence tracker and
+the models registered for live updates. Settings changes (``override_settings`` in tests) reset
+what derives from the settings: the logs and the tracker when ``DJANGO_SSE`` changes, the
+fallback layer when ``CHANNEL_LAYERS`` does (Channels resets its own layers then). Hubs are
+checked against the current layer every time one is asked for, so they need no reset; model
+registrations come from code, not settings.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from django.db import models
 
     from .hub import Hub
+    from .presence import Off
     from .replay import ReplayLog
     from .signals import Registration
 
@@ -37,12 +39,14 @@ class LiveState:
         self.logs: dict[tuple[Any, ...], ReplayLog] = {}
         self.logs_lock = threading.Lock()
         self.models: dict[type[models.Model], Registration] = {}
+        self.presence: Off | None = None  # presence.tracker()
 
     def reset(self) -> None:
         """Forget everything the settings describe: the next use builds it from them anew."""
         with self.logs_lock:
             self.logs.clear()
         self.fallback_layer = None
+        self.presence = None
 
 
 live_state = LiveState()
@@ -52,6 +56,7 @@ def _setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting == "DJANGO_SSE":
         with live_state.logs_lock:
             live_state.logs.clear()
+        live_state.presence = None
     elif setting == "CHANNEL_LAYERS":
         live_state.fallback_layer = None
 

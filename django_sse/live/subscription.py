@@ -16,30 +16,23 @@ replaying one has a task while it reads a page). It is also a plain async iterat
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 
-from .. import conf, metrics
-from ..buffer import resolve
+from .. import metrics
 from ..encoding import EncodedEvent, encode_event
 from ..events import ServerSentEvent
-from .allowance import ByteAllowance
-from .budget import process_budget
-from .db import release_database_connections
+from .backpressure import Backpressure
 from .delivery import EventKey, PublishedEvent
 from .filtering import EventFilter as EventFilter  # re-exported: filters are typed with it
 from .filtering import SafeFilter
 from .groups import validate_group
-from .hub import get_hub
 from .iteration import EventIterator
+from .lifecycle import Lifecycle
 from .replay import get_log
 from .replaying import ReplayingSource
 from .replaying import resume_position as resume_position  # re-exported for multi.py
-
-logger = logging.getLogger("django_sse")
-
 
 RESET_EVENT = "reset"
 
@@ -59,13 +52,17 @@ def reset_event(reason: str, last_event_id: str | None, resume_id: str | None) -
     return EncodedEvent(encode_event(event))
 
 
-class Subscription(EventIterator, ReplayingSource):
-    """One subscriber of one group (see the module docstring)."""
+class Subscription(EventIterator, Lifecycle, Backpressure, ReplayingSource):
+    """One subscriber of one group (see the module docstring).
+
+    Its parts: the response's ``Source`` and the hub's callbacks here, the per-event code;
+    joining and leaving in ``Lifecycle`` (lifecycle.py); the queue bound and the byte allowance
+    in ``Backpressure`` (backpressure.py); the catch-up from the log in ``ReplayingSource``
+    (replaying.py); ``async for`` in ``EventIterator`` (iteration.py).
+    """
 
     # A client cut off by a failure resumes by id: the stream ends with a ``retry:``.
     resumable = True
-    # Joined, it lets the request's database connections go: an idle stream holds none (db.py).
-    releases_database = True
 
     def __init__(
         self,
@@ -75,20 +72,14 @@ class Subscription(EventIterator, ReplayingSource):
         filter: EventFilter | None = None,
         queue_size: int | None = None,
     ) -> None:
-        super().__init__(last_event_id)
+        ReplayingSource.__init__(self, last_event_id)
+        Lifecycle.__init__(self)
+        Backpressure.__init__(self, queue_size)
         self.group = validate_group(group)
         self.filter = filter
-        self.limit = max(1, int(conf.get("SUBSCRIBER_QUEUE") if queue_size is None else queue_size))
-        self._capacity = self.limit
-        self._bytes = ByteAllowance()
         self._accepts = SafeFilter(filter) if filter is not None else None
-        self._hub = None
-        self._set_up = False
-        self._closed = False
-        self.lagged = False
-        self.exhausted = False  # wrote SUBSCRIBER_MAX_BYTES: the client goes on on a new connection
 
-    # --- the ``Source`` EventSourceResponse drives ---
+    # --- the ``Source`` EventSourceResponse drives (open and close: lifecycle.py) ---
 
     def take(self) -> bytes:
         """Everything buffered, as one write: a lagging client gets its backlog coalesced.
@@ -107,14 +98,6 @@ class Subscription(EventIterator, ReplayingSource):
         if self._bytes.spend(self, len(data)) and not pending:
             self._exhaust()
         return data
-
-    async def open(self, first_event_wait: float = 0.0) -> None:
-        """Join the hub and read the first replay page; ``wait`` does it too, the first time.
-
-        Nothing to wait for: joining and replaying is all that can fail early.
-        """
-        if not self._set_up:
-            await self._setup()
 
     async def wait(self, limit: float | None) -> None:
         if not self._set_up:
@@ -136,19 +119,7 @@ class Subscription(EventIterator, ReplayingSource):
         self._idle.wait(self, loop, limit)
         return future
 
-    async def close(self) -> None:
-        """Leave the hub; safe to call more than once, and from a cancelled task."""
-        if self._hub is not None:
-            # Also after end(): ended during setup (overflow, a failing filter), it is still a
-            # member until the group's next event. leave() is idempotent.
-            self._hub.leave(self.group, self)
-        fetch = self._fetch
-        if fetch is not None and fetch is not asyncio.current_task():
-            fetch.cancel()
-            await asyncio.wait([fetch])
-        self._tear_down()
-
-    # --- called by the hub ---
+    # --- called by the hub (end: lifecycle.py) ---
 
     def push(self, delivery: PublishedEvent) -> bool:
         if self._closed:
@@ -159,21 +130,17 @@ class Subscription(EventIterator, ReplayingSource):
         if floor is not None:
             if delivery.position <= floor and delivery.position[0] == floor[0]:
                 return True  # replayed already
-            self._replayed_up_to = (
-                None  # the hub dispatches in order: nothing after this is below it
-            )
+            # The hub dispatches in order: nothing after this is below it.
+            self._replayed_up_to = None
         if self._accepts is not None and not self._accepts(delivery):
             return True
         if len(self._pending) >= self._capacity:
             return self._overflow()
         self._queue(delivery)
         waiter = self._waiter  # _wake(), inlined: this runs per event and subscriber
-        if waiter is not None:
+        if waiter is not None and self._hub is not None:
             self._waiter = None
-            if self._hub is not None:
-                self._hub.wake(waiter)
-            else:
-                resolve(waiter)
+            self._hub.wake(waiter)
         return True
 
     def reset(self, reason: str, position: EventKey) -> bool:
@@ -187,27 +154,7 @@ class Subscription(EventIterator, ReplayingSource):
         self._wake()
         return True
 
-    def end(self, error: Exception | None = None) -> None:
-        """Stop, dropping what is buffered: the client resumes from its last id on reconnect."""
-        if self._closed:
-            return
-        self.error = error
-        fetch = self._fetch
-        if fetch is not None and fetch is not asyncio.current_task():
-            fetch.cancel()
-        self._tear_down()
-
     # --- internals ---
-
-    def _tear_down(self) -> None:
-        """What ``close`` and ``end`` both do, once."""
-        if self._closed:
-            return
-        self._closed = True
-        self._pending.clear()
-        self._replaying = False
-        self._finish()
-        process_budget().release(self)
 
     def _queue(self, delivery: PublishedEvent) -> None:
         """Buffer one event for the client (a member of a multi-group stream rewrites its id)."""
@@ -219,43 +166,12 @@ class Subscription(EventIterator, ReplayingSource):
         self._pending.append(reset_event(reason, last_event_id, self._resume_id(position)))
 
     def _wake(self) -> None:
+        # Through the hub, which wakes the streams of one dispatch in batches (hub.py). A
+        # waiter exists only once set up, and the hub is known from then on.
         waiter = self._waiter
-        if waiter is not None:
+        if waiter is not None and self._hub is not None:
             self._waiter = None
-            if self._hub is not None:
-                self._hub.wake(waiter)
-            else:
-                resolve(waiter)
-
-    def _exhaust(self) -> None:
-        # End after these bytes, at an event boundary (allowance.py): the client resumes from
-        # its last id on a new connection.
-        self.exhausted = True
-        metrics.record().dropped("byte_limit")
-        if self._hub is not None:
-            self._hub.leave(self.group, self)
-        self.end()
-
-    def _overflow(self) -> bool:
-        # Never slow the others down: this client reconnects and replays what it missed.
-        self.lagged = True
-        metrics.record().dropped("lagging")
-        logger.info("Closing a subscriber of %s that fell %d events behind", self.group, self.limit)
-        self.end()
-        return False
-
-    async def _setup(self) -> None:
-        self._set_up = True
-        try:
-            hub = self._hub = get_hub()
-            await hub.join(self.group, self)
-            await self._catch_up(hub)
-            if self.releases_database:
-                await release_database_connections()
-        except Exception as exc:
-            self.error = exc
-            await self.close()
-            self.finished = True
+            self._hub.wake(waiter)
 
 
 def subscribe(

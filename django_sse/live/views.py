@@ -19,17 +19,14 @@ from typing import Any
 from django.http import HttpRequest, HttpResponseBase
 from django.views import View
 
-from ..last_event_id import get_last_event_id
 from ..limits import limit_per_client
-from ..response import EventSourceResponse
-from .access import GuardedSubscription, StreamAccess, call, reauthorize_interval
+from .access import call
 from .authorization import Check as Check  # re-exported: checks are typed with it
-from .authorization import authorized_feed, may_be_revoked, refusal
-from .feeds import FEED_PARAMETER, combined_stream, resumes_a_combined_stream
+from .authorization import authorized_feed, refusal
+from .feeds import combined_stream, combines_feeds
 from .filtering import EventFilter
 from .groups import format_group
-from .presence import identify
-from .subscription import Subscription
+from .single import single_stream
 
 # event_filter(request, user) -> a per-event filter for this subscriber, or None for all events.
 FilterFactory = Callable[[HttpRequest, Any], EventFilter | None]
@@ -125,16 +122,6 @@ class SubscriptionView(View):
         event_filter: EventFilter | None = await call(self.event_filter, request, user)
         return event_filter
 
-    def _streams_several(self, request: HttpRequest) -> bool:
-        # Several groups (even one, by list), combined feeds, or one feed resuming from a combined
-        # stream: ids become "<feeds>:<cursor>".
-        return bool(
-            self.groups
-            or FEED_PARAMETER in request.GET
-            or type(self).get_groups is not SubscriptionView.get_groups
-            or resumes_a_combined_stream(request)
-        )
-
     async def open_feed(
         self, request: HttpRequest, user: Any, kwargs: dict[str, Any]
     ) -> HttpResponseBase | tuple[list[str], EventFilter | None]:
@@ -147,27 +134,9 @@ class SubscriptionView(View):
 
     async def open_stream(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponseBase:
         """The stream for ``request``, or a refusal (400, 401, 403)."""
-        if self._streams_several(request):
+        if combines_feeds(self, request):
             return await combined_stream(self, request, kwargs)
-        user = await call(self.get_user, request)
-        opened = await self.open_feed(request, user, kwargs)
-        if isinstance(opened, HttpResponseBase):
-            return opened
-        (group,), event_filter = opened
-        options: dict[str, Any] = {
-            "last_event_id": get_last_event_id(request),
-            "filter": event_filter,
-            "queue_size": self.queue_size,
-        }
-        subscription: Subscription
-        if may_be_revoked(self, user):
-            interval = reauthorize_interval(self.reauthorize_interval)
-            access = StreamAccess(self, request, group, user, kwargs, interval)
-            subscription = GuardedSubscription(group, access=access, **options)
-        else:
-            subscription = Subscription(group, **options)
-        identify(subscription, user)  # whose stream it is, for presence(group)
-        return EventSourceResponse(subscription, ping_interval=self.ping_interval)
+        return await single_stream(self, request, kwargs)
 
     async def _group(self, request: HttpRequest, **kwargs: Any) -> str:
         if type(self).get_group is SubscriptionView.get_group and "get_group" not in vars(self):

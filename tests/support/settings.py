@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from demo_project.database_url import database_from_url
+from demo_project.database_url import database_from_environment
 from django_sse.redis_retry import channel_layer_host
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -67,14 +67,7 @@ TEMPLATES = [
 ]
 
 # DATABASE_URL: the database a test's server processes share (SQLite file or PostgreSQL).
-DATABASES = {
-    "default": database_from_url(os.environ["DATABASE_URL"])
-    if os.environ.get("DATABASE_URL")
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several server processes share one file.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+DATABASES = {"default": database_from_environment(BASE_DIR / "db.sqlite3")}
 
 REDIS_URL = os.environ.get("REDIS_URL")
 DJANGO_SSE: dict[str, object] = {}

@@ -282,6 +282,43 @@ def test_publish_sync_without_a_loop_leaves_no_redis_connection_behind(redis_url
             live_state.reset()
 
 
+def test_a_loop_per_call_leaves_no_redis_client_behind_and_its_close_untouched(
+    redis_url: str,
+) -> None:
+    # A shell's latest_event_id_sync: async_to_sync outside a loop (or asyncio.run) runs a new
+    # loop per call. Each call's client must be closed with its loop, by the log, without
+    # replacing the loop's close().
+    import gc
+    import os
+    import weakref
+
+    from asgiref.sync import async_to_sync
+
+    prefix = "test-loops-" + uuid.uuid4().hex[:8]
+    log = RedisLog(redis_url, window=10, ttl=60, prefix=prefix)
+    loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+    patched: list[asyncio.AbstractEventLoop] = []
+
+    async def newest() -> str | None:
+        loop = asyncio.get_running_loop()
+        loops.add(loop)
+        found = await log.newest("g")
+        if "close" in vars(loop):
+            patched.append(loop)
+        return found
+
+    asyncio.run(newest())  # the first call may open what stays open (imports, the pool class)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(15):
+        asyncio.run(newest())
+        async_to_sync(newest)()
+    gc.collect()
+    assert patched == []  # the log never patches loop.close
+    assert len(os.listdir("/proc/self/fd")) <= before + 2  # a client per call: 30 sockets
+    assert len(loops) == 0  # nothing of the log keeps a finished loop (and its client) alive
+    SyncRedis.from_url(redis_url).delete(log.key("g"), log.position_key("g"))
+
+
 def test_ids_beyond_64_bits_are_not_ids() -> None:
     assert parse_id("18446744073709551615-0") == (2**64 - 1, 0)
     assert parse_id("18446744073709551616-0") is None  # XRANGE would fail on it

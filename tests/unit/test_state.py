@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.test import override_settings
 
 from django_sse.live.hub import current_layer
+from django_sse.live.presence import Off, Tracker, tracker
 from django_sse.live.replay import MemoryLog, get_log
 from django_sse.live.state import live_state
 
@@ -19,6 +20,14 @@ def test_changing_django_sse_gives_a_fresh_replay_log() -> None:
         second = get_log()
     assert isinstance(first, MemoryLog) and isinstance(second, MemoryLog)
     assert second is not first  # the same configuration, but the settings changed in between
+
+
+def test_changing_django_sse_turns_presence_on_and_off() -> None:
+    with override_settings(DJANGO_SSE={**MEMORY, "PRESENCE": True}):
+        on = tracker()
+        assert isinstance(on, Tracker) and on is tracker()
+    off = tracker()
+    assert type(off) is Off and off is live_state.presence
 
 
 def test_changing_channel_layers_gives_a_fresh_fallback_layer() -> None:
