@@ -60,7 +60,24 @@ class ResponseBody:
     ``ping_interval`` may change while the stream runs: the next wait uses the new value.
     ``lease``, the stream's share of the process's count (limits.py), goes back when the stream
     is closed.
+
+    The step (``_Step``) and the stream refer to each other, so it exists only while the stream
+    runs: a body that was never started (Django dropped its response) is freed, with its lease,
+    as soon as nothing holds it, and a closed one too, without waiting for the cyclic collector.
     """
+
+    # Slots: one of these per open stream (``__weakref__`` for the server stop's WeakSet).
+    __slots__ = (
+        "__weakref__",
+        "_lease",
+        "_loop",
+        "_source",
+        "_state",
+        "_step",
+        "_stopping",
+        "_waiter",
+        "ping_interval",
+    )
 
     def __init__(self, source: Source, ping_interval: float, lease: Lease | None = None) -> None:
         self._source = source
@@ -68,7 +85,7 @@ class ResponseBody:
         self.ping_interval = ping_interval
         self._state = _NEW
         self._waiter: asyncio.Future[None] | None = None
-        self._step = _Step(self)
+        self._step: _Step | None = None
         # The loop the source runs on, once it was started: ``release`` may come from any thread.
         self._loop: asyncio.AbstractEventLoop | None = None
         # The server is stopping: the next step ends the stream (see stopping.py).
@@ -93,7 +110,7 @@ class ResponseBody:
 
     def __anext__(self) -> Awaitable[bytes]:
         if self._state == _RUNNING:
-            return self._step
+            return self._step  # type: ignore[return-value]  # set while running
         if self._state == _DONE:
             raise StopAsyncIteration
         return self._begin()
@@ -110,6 +127,7 @@ class ResponseBody:
         await source.open()  # a subscription joins the hub and replays here
         if self._state == _DONE:  # released while it was setting up
             raise StopAsyncIteration
+        self._step = _Step(self)
         self._state = _RUNNING
         if source.has_data or source.finished:
             return self._after_wait()
@@ -152,6 +170,7 @@ class ResponseBody:
         """Stop the source (Django calls this when the client goes away or the stream ends)."""
         self._state = _DONE
         self._waiter = None
+        self._step = None
         try:
             await self._source.close()
         finally:
@@ -160,6 +179,12 @@ class ResponseBody:
             # lives on in a reference cycle until a garbage collection.
             if self._lease is not None:
                 self._lease.release()
+
+    def __del__(self) -> None:
+        # Dropped without a close (Django dropped the response before starting it): the lease
+        # goes with it. A finalizer on the response did this at ~0.8 KiB per stream.
+        if self._lease is not None:
+            self._lease.release()
 
     def stop(self) -> None:
         """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
