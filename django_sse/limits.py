@@ -16,8 +16,8 @@ longer serves. A lease ends at the first of:
   leases were taken for the finished request;
 - ``response.close()``, for a response served without such a context (the test client);
 - the close of its stream, which Django 6.1 may do without closing the response;
-- the response being dropped, served or not (the lease itself being collected, when the
-  response's construction failed).
+- the response being dropped, served or not (its body gives the lease back as it goes; the
+  lease itself being collected, when the response's construction failed).
 """
 
 from __future__ import annotations
@@ -136,17 +136,22 @@ def stats() -> dict[str, Any]:
     }
 
 
-def hold_until_finished(response: Any, lease: Lease) -> None:
-    """Release ``lease`` when ``response``'s request ends (see the module docstring)."""
+def hold_until_finished(response: Any, lease: Lease, *, held_by_body: bool = False) -> None:
+    """Release ``lease`` when ``response``'s request ends (see the module docstring).
+
+    ``held_by_body``: the response's body gives the lease back when it is closed or dropped
+    (``ResponseBody``), so no finalizer is needed for a response Django drops unserved.
+    """
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is not None:
         with _lock:
             _leases.setdefault(request, []).append(lease)
     closers: list[Any] = response._resource_closers
     closers.append(lease.release)
-    # A response Django dropped unserved goes without a close(); its stream, in a reference
-    # cycle, would hold the lease until a garbage collection.
-    weakref.finalize(response, lease.release).atexit = False
+    if not held_by_body:
+        # A response Django dropped unserved goes without a close(), and ``_leases`` may keep
+        # the lease itself alive (Django 6.1 can end a request without ``request_finished``).
+        weakref.finalize(response, lease.release).atexit = False
 
 
 def stream_lease(content: object) -> Lease | None:
