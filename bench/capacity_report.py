@@ -42,9 +42,20 @@ def versus(label: str, ours: dict[str, Any], anchor: dict[str, Any], target: flo
     if value is not None or not ceiling(ours) or not anchor.get("steps"):
         return goal(label, value, target)
     first = anchor["steps"][0]
-    bound = ceiling(ours) / (first["rate"] * anchor["subs"])  # type: ignore[operator]
+    held = ceiling(ours)
+    assert held is not None  # checked above
+    bound = held / (first["rate"] * anchor["subs"])
     met = "**met**" if bound >= target else "not shown"
     return [label, f"> {bound:.2f}x (the anchor held no step)", f"≥ {target:g}x", met]
+
+
+def first_step_p99s(results: list[dict[str, Any]]) -> list[float]:
+    """The p99 of each result's first step, where it has one (a server may miss it)."""
+    return [
+        res["steps"][0]["p99_s"]
+        for res in results
+        if res.get("steps") and res["steps"][0].get("p99_s") is not None
+    ]
 
 
 def headline(data: dict[str, Any]) -> list[list[str]]:
@@ -76,8 +87,8 @@ def headline(data: dict[str, Any]) -> list[list[str]]:
     if ours and recipes:
         best_ours = max(ours, key=lambda res: ceiling(res) or 0)
         best_recipe = max(recipes, key=lambda res: ceiling(res) or 0)
-        first = [res["steps"][0]["p99_s"] for res in ours if res.get("steps")]
-        first_recipe = [res["steps"][0]["p99_s"] for res in recipes if res.get("steps")]
+        first = first_step_p99s(ours)
+        first_recipe = first_step_p99s(recipes)
         rows.append(
             goal(
                 "across processes: p99 at the first step ÷ the best recipe's",

@@ -90,7 +90,7 @@ class Results:
         return None if "error" in result else result.get(key)
 
     def sizes(self) -> list[tuple[int, int, int]]:
-        return [tuple(size) for size in self.data["scale"]["fanout"]]  # type: ignore[misc]
+        return [(subs, events, rate) for subs, events, rate in self.data["scale"]["fanout"]]
 
 
 def kept_up(res: dict[str, Any]) -> bool:
@@ -98,7 +98,7 @@ def kept_up(res: dict[str, Any]) -> bool:
     if not res or "error" in res:
         return False
     publishing = res["events"] / res["rate"]
-    return res["complete_subs"] == res["streams"] and res["span_s"] <= publishing + 1.0
+    return bool(res["complete_subs"] == res["streams"] and res["span_s"] <= publishing + 1.0)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -149,7 +149,9 @@ def headline(r: Results) -> list[list[str]]:
             found = r.find("fanout", family, server, **p)
             return {} if "error" in found else found
 
-        def deliveries(label: str, ours: dict[str, Any], anchor: dict[str, Any], goal: float):
+        def deliveries(
+            label: str, ours: dict[str, Any], anchor: dict[str, Any], goal: float
+        ) -> None:
             value = ratio(ours.get("deliveries_per_s"), anchor.get("deliveries_per_s"))
             row = [label, fmt(value, ".2f", "x"), f"≥ {goal:g}x", verdict(value, goal)]
             if value is not None and kept_up(ours) and kept_up(anchor):
