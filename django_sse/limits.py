@@ -16,8 +16,8 @@ longer serves. A lease ends at the first of:
   leases were taken for the finished request;
 - ``response.close()``, for a response served without such a context (the test client);
 - the close of its stream, which Django 6.1 may do without closing the response;
-- the response being dropped, served or not (its body gives the lease back as it goes; the
-  lease itself being collected, when the response's construction failed).
+- the lease being collected: with its response (and its body), served or not, and when the
+  response's construction failed. Nothing else holds a lease strongly for that reason.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def retry_after_header() -> dict[str, str]:
 class Lease:
     """One open stream's share of a count; ``release`` gives it back, once."""
 
-    __slots__ = ("_count", "_key", "label")
+    __slots__ = ("__weakref__", "_count", "_key", "label")
 
     def __init__(self, count: StreamCount, key: str) -> None:
         self._count: StreamCount | None = count
@@ -136,22 +136,16 @@ def stats() -> dict[str, Any]:
     }
 
 
-def hold_until_finished(response: Any, lease: Lease, *, held_by_body: bool = False) -> None:
-    """Release ``lease`` when ``response``'s request ends (see the module docstring).
-
-    ``held_by_body``: the response's body gives the lease back when it is closed or dropped
-    (``ResponseBody``), so no finalizer is needed for a response Django drops unserved.
-    """
+def hold_until_finished(response: Any, lease: Lease) -> None:
+    """Release ``lease`` when ``response``'s request ends (see the module docstring)."""
     request = SyncToAsync.thread_sensitive_context.get(None)
     if request is not None:
+        # Weakly: Django 6.1 may end a request without request_finished, and its context can
+        # outlive the response; the lease must still go with the response.
         with _lock:
-            _leases.setdefault(request, []).append(lease)
+            _leases.setdefault(request, []).append(weakref.ref(lease))
     closers: list[Any] = response._resource_closers
     closers.append(lease.release)
-    if not held_by_body:
-        # A response Django dropped unserved goes without a close(), and ``_leases`` may keep
-        # the lease itself alive (Django 6.1 can end a request without ``request_finished``).
-        weakref.finalize(response, lease.release).atexit = False
 
 
 def stream_lease(content: object) -> Lease | None:
@@ -169,7 +163,7 @@ def stream_lease(content: object) -> Lease | None:
     return lease
 
 
-_leases: weakref.WeakKeyDictionary[object, list[Lease]] = weakref.WeakKeyDictionary()
+_leases: weakref.WeakKeyDictionary[object, list[weakref.ref[Lease]]] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 
@@ -179,8 +173,10 @@ def _release_finished(**kwargs: Any) -> None:
         return
     with _lock:
         leases = _leases.pop(request, ())
-    for lease in leases:
-        lease.release()
+    for reference in leases:
+        lease = reference()
+        if lease is not None:
+            lease.release()
 
 
 request_finished.connect(_release_finished, dispatch_uid="django_sse.limits.release_finished")

@@ -169,7 +169,7 @@ class EventSourceResponse(StreamingHttpResponse):
         body: AsyncIterator[bytes] = self._event_stream or _nothing()
         super().__init__(body, status=status, headers=merged, reason=reason)
         if lease is not None:
-            hold_until_finished(self, lease, held_by_body=self._event_stream is not None)
+            hold_until_finished(self, lease)
         if self._event_stream is not None:
             # Django calls close() when it is done with a response, also one it never iterated
             # (the client left while the headers were being sent).

@@ -106,13 +106,6 @@ class ClosableBody:
             if self._lease is not None:
                 self._lease.release()
 
-    def __del__(self) -> None:
-        # Dropped without a close (Django dropped the response before starting it): the lease
-        # goes with it. A finalizer on the response did this at ~0.8 KiB per stream.
-        lease = getattr(self, "_lease", None)  # None too if __init__ never ran
-        if lease is not None:
-            lease.release()
-
     def stop(self) -> None:
         """The server is stopping: send what is buffered and a jittered ``retry:``, then end."""
         if self._state == _DONE:
@@ -147,8 +140,9 @@ class ResponseBody(ClosableBody):
     is closed. How it is closed is ``ClosableBody``'s; the steps of the stream are here.
 
     The step (``_Step``) and the stream refer to each other, so it exists only while the stream
-    runs: a body that was never started (Django dropped its response) is freed, with its lease,
-    as soon as nothing holds it, and a closed one too, without waiting for the cyclic collector.
+    runs: a body that was never started (Django dropped its response) is freed, with its lease
+    (which then gives itself back), as soon as nothing holds it, and a closed one too, without
+    waiting for the cyclic collector.
     """
 
     __slots__ = ()  # in ClosableBody
