@@ -61,10 +61,12 @@ def first_step_p99s(results: list[dict[str, Any]]) -> list[float]:
 def headline(data: dict[str, Any]) -> list[list[str]]:
     rows = []
 
-    def sat(family: str, server: str) -> dict[str, Any]:
-        return find(data, "saturation", family, server=server)
+    def sat(family: str, server: str, subs: int | None = None) -> dict[str, Any]:
+        return find(data, "saturation", family, server=server, **({"subs": subs} if subs else {}))
 
-    ours_u, ours_d = sat("django_sse", "uvicorn"), sat("django_sse", "daphne")
+    daphne_subs = data.get("scale", {}).get("daphne_subs")
+    ours_u = sat("django_sse", "uvicorn")
+    ours_d = sat("django_sse", "daphne", daphne_subs)
     rows.append(
         versus("saturation ceiling ÷ bare-ASGI hub's (uvicorn)", ours_u, sat("bare", "uvicorn"), 1)
     )
@@ -75,9 +77,18 @@ def headline(data: dict[str, Any]) -> list[list[str]]:
     )
     rows.append(
         versus(
-            "saturation ceiling ÷ django-eventstream's (both Daphne)",
+            "saturation ceiling ÷ django-eventstream's (uvicorn)",
+            ours_u,
+            sat("eventstream", "uvicorn"),
+            5,
+        )
+    )
+    fewer = f", {daphne_subs:,} subscribers" if daphne_subs else ""
+    rows.append(
+        versus(
+            f"saturation ceiling ÷ django-eventstream's (both Daphne{fewer})",
             ours_d,
-            sat("eventstream", "daphne"),
+            sat("eventstream", "daphne", daphne_subs),
             5,
         )
     )
@@ -140,12 +151,13 @@ def saturation_table(data: dict[str, Any], workload: str) -> str:
     for run in runs(data, workload):
         res = run["result"]
         if "error" in res:
-            rows.append([run["target"], *["n/a"] * 6, res["error"][:120]])
+            rows.append([run["target"], f"{run['subs']:,}", *["n/a"] * 6, res["error"][:120]])
             continue
         steps = res["steps"]
         rows.append(
             [
                 run["target"],
+                f"{run['subs']:,}",
                 fmt(res["ceiling_rate"], ",d", "/s"),
                 fmt(res["ceiling_deliveries_per_s"]),
                 ms(res["ceiling_p99_s"]),
@@ -157,6 +169,7 @@ def saturation_table(data: dict[str, Any], workload: str) -> str:
         )
     header = [
         "target",
+        "subscribers",
         "highest rate held",
         "deliveries/s",
         "p99 there",
@@ -212,11 +225,12 @@ def plots(data: dict[str, Any], out: Path) -> list[str]:
             x = [step["rate"] * subs for step in steps]
             y = [(step["p99_s"] or 0) * 1000 for step in steps]
             width = 2.5 if run["family"] == "django_sse" else 1.2
-            ax.plot(x, y, marker="o", linewidth=width, label=run["target"])
+            label = f"{run['target']}, {subs:,} subscribers"
+            ax.plot(x, y, marker="o", linewidth=width, label=label)
         ax.axhline(500, color="red", linestyle=":", linewidth=1, label="p99 limit (500 ms)")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"offered deliveries/s ({chosen[0]['result']['subs']:,} subscribers x rate)")
+        ax.set_xlabel("offered deliveries/s (subscribers x publish rate)")
         ax.set_ylabel("p99 publish-to-receipt, ms")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
@@ -244,6 +258,9 @@ def render(data: dict[str, Any], images: list[str]) -> str:
         table(["goal", "measured", "target", "verdict"], headline(data)),
         "",
         f"## Saturation: {scale['subs']:,} subscribers, one server process",
+        "",
+        f"Every target with {scale['subs']:,} subscribers; the Daphne ones also with "
+        f"{scale.get('daphne_subs', 0):,}, where they can hold a step.",
         "",
         f"The publish rate starts at {scale['start_rate']}/s and is stepped up x1.5 every "
         f"{scale['step_s']:g} s of publishing until p99 publish-to-receipt exceeds 500 ms or a "

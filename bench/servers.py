@@ -51,6 +51,7 @@ TARGETS = [
     Target("FastAPI sse", "bench.apps.fastapi_sse:app", "uvicorn", family="fastapi"),
     _django("hub", "uvicorn"),
     _django("hub", "daphne"),
+    _django("eventstream", "uvicorn"),
     _django("eventstream", "daphne"),
     _django("django_sse", "uvicorn"),
     _django("django_sse", "daphne"),

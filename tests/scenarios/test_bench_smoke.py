@@ -87,6 +87,11 @@ def test_every_bench_workload_runs_against_every_target(tmp_path: Path) -> None:
 
     saturation = rows(capacity, "saturation")
     assert {row["target"] for row in saturation} == labels
+    # The Daphne targets run twice: at the full size and at Daphne's own.
+    smaller = capacity["scale"]["daphne_subs"]
+    assert sorted(row["target"] for row in saturation if row["subs"] == smaller) == sorted(
+        target.label for target in TARGETS if target.server == "daphne"
+    )
     crossprocess = rows(capacity, "crossprocess")
     assert len(crossprocess) == 5
     for row in saturation + crossprocess:
