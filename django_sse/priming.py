@@ -70,7 +70,10 @@ async def prime_stream(
 # nothing holds the response, nothing can start the stream. (A middleware that moved the stream
 # into a new response object of its own would lose it; Django's and the common third-party
 # ones change the response in place or replace the stream:
-# tests/scenarios/test_middleware_streams.py.)
+# tests/scenarios/test_middleware_streams.py.) The stream's lease would go by itself with the
+# dropped response (``Lease.__del__``), its subscription would not: the hub holds it as a
+# member, and only the finalizer below ends it (tests/unit/test_middleware.py fails without it
+# on Django 6.1, the garbage collector off).
 
 _unsent: weakref.WeakKeyDictionary[object, list[ResponseBody]] = weakref.WeakKeyDictionary()
 _finished: weakref.WeakSet[object] = weakref.WeakSet()

@@ -69,8 +69,8 @@ class LoopThread:
             self._loop = self._thread = None
             if loop is None or thread is None or self._pid != os.getpid():
                 return
-        # The replay log closes its client on this loop when the loop shuts its async
-        # generators down (replay.py), as asyncio.run does before it closes a loop.
+        # The replay log and presence close their clients on this loop when the loop shuts its
+        # async generators down (per_loop.py), as asyncio.run does before it closes a loop.
         shutdown = asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop)
         try:
             shutdown.result(10)

@@ -34,7 +34,6 @@ import logging
 import os
 import time
 import uuid
-import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from django.dispatch import Signal
 
 from .. import conf
 from .groups import validate_group
+from .per_loop import PerLoop
 from .state import live_state
 
 if TYPE_CHECKING:
@@ -224,9 +224,8 @@ class SharedPresence:
         self._dirty: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
-            weakref.WeakKeyDictionary()
-        )
+        # redis.asyncio clients belong to the event loop that created them (per_loop.py).
+        self._clients: PerLoop[Redis] = PerLoop(self._new_client, lambda client: client.aclose())
 
     def changed(self, group: str) -> None:
         """``group``'s figures changed here: write them soon (on the running loop)."""
@@ -240,14 +239,10 @@ class SharedPresence:
     def _key(self, group: str) -> str:
         return f"{self.prefix}:presence:{group}"
 
-    def _client(self) -> Redis:
+    def _new_client(self) -> Redis:
         from redis.asyncio import Redis
 
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = Redis.from_url(self.redis_url)
-        return client
+        return Redis.from_url(self.redis_url)
 
     async def _write_loop(self) -> None:
         """Write what changed at once, and everything every third of the TTL."""
@@ -279,7 +274,7 @@ class SharedPresence:
         if not groups:
             return
         expires = time.time() + self.ttl
-        async with self._client().pipeline(transaction=False) as pipe:
+        async with (await self._clients.get()).pipeline(transaction=False) as pipe:
             for group in groups:
                 count, users = self.local.figures(group)
                 key = self._key(group)
@@ -293,7 +288,7 @@ class SharedPresence:
 
     async def read(self, group: str) -> Presence:
         """The figures of ``group`` in every process whose entry has not expired."""
-        client = self._client()
+        client = await self._clients.get()
         key = self._key(group)
         entries = await client.hgetall(key)
         now = time.time()

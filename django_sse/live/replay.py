@@ -26,13 +26,10 @@ of every page, so a trim that happens between two pages is caught as well.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
-import weakref
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,6 +37,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
 from .delivery import EventKey, PublishedEvent, format_id, parse_id, with_id
+from .per_loop import PerLoop
 from .redis_retry import retry_options
 from .state import live_state
 
@@ -296,30 +294,6 @@ class _Connection:
         self.client: Redis = Redis.from_pool(pool)  # closes the pool with the client
         self.append: AsyncScript = self.client.register_script(APPEND_SCRIPT)
         self.newest: AsyncScript = self.client.register_script(NEWEST_SCRIPT)
-        self._closer: AsyncGenerator[None] | None = None
-
-    async def close_with_loop(self, forget: Callable[[], object]) -> None:
-        """Close the client when its loop shuts its async generators down (see ``_closing``)."""
-        self._closer = _closing(self.client, forget)
-        await anext(self._closer)  # runs to its yield at once: nothing else runs meanwhile
-
-
-async def _closing(client: Redis, forget: Callable[[], object]) -> AsyncGenerator[None]:
-    """Suspended while its loop runs; closes ``client`` when the loop shuts it down.
-
-    ``asyncio.run``, ``asyncio.Runner`` and asgiref's ``async_to_sync`` (outside a running loop)
-    close every async generator of their loop before they close the loop: this one then closes
-    its client on that loop. Code that runs a loop per call (``latest_event_id_sync`` in a shell,
-    ``asyncio.run``) would otherwise leak a client and its connection per call (the client
-    keeps its loop alive, so a weak reference to the loop never dies). The loop holds its async
-    generators weakly: the connection holds this one. ``publish_sync``'s loop (loop_thread.py)
-    shuts its generators down at exit.
-    """
-    try:
-        yield
-    finally:
-        forget()
-        await client.aclose()
 
 
 class RedisLog:
@@ -332,18 +306,13 @@ class RedisLog:
         self.window = max(1, window)
         self.ttl = max(1, int(ttl))
         self.prefix = prefix
-        # redis.asyncio clients belong to the event loop that created them.
-        self._connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Connection] = (
-            weakref.WeakKeyDictionary()
+        # redis.asyncio clients belong to the event loop that created them (per_loop.py).
+        self._connections: PerLoop[_Connection] = PerLoop(
+            lambda: _Connection(self.url), lambda connection: connection.client.aclose()
         )
 
     async def _connection(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        connection = self._connections.get(loop)
-        if connection is None:
-            connection = self._connections[loop] = _Connection(self.url)
-            await connection.close_with_loop(lambda: self._connections.pop(loop, None))
-        return connection
+        return await self._connections.get()
 
     async def _client(self) -> Redis:
         return (await self._connection()).client

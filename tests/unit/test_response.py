@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -259,6 +260,26 @@ async def test_a_client_gone_while_priming_stops_the_source() -> None:
         await priming
     assert closed.is_set()
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_a_primed_response_dropped_unstarted_leaves_its_group_without_a_collection() -> None:
+    # Django drops a primed response unsent when its client leaves first; outside a request's
+    # context (no request_finished to go by) only the response's going can release the
+    # subscription, which the hub holds. No garbage collection: that may be long in coming.
+    from django_sse import limits
+
+    hub = get_hub()
+    before = limits.open_streams.open(limits.PROCESS)
+    gc.disable()
+    try:
+        response = EventSourceResponse(subscribe("test-primed-dropped"))
+        await response.prime(wait=0)
+        assert hub.stats()["subscribers"] == 1
+        del response
+        await until_async(lambda: hub.stats()["subscribers"] == 0 and not hub.stats()["groups"])
+        assert limits.open_streams.open(limits.PROCESS) == before
+    finally:
+        gc.enable()
 
 
 # --- A real async response: what Django's middleware and test clients see ---
