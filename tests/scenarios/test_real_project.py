@@ -11,6 +11,7 @@ Chromium for the template tag. A failure names the README block and shows the se
 from __future__ import annotations
 
 import json
+import random
 import socket
 import sqlite3
 import subprocess
@@ -428,8 +429,14 @@ def test_template_tag_page_shows_a_change_live(
 
 
 def free_port() -> int:
-    """A free port for ``runserver``, which cannot be handed a socket: from this suite's range."""
-    for port in range(24000, 25000):
+    """A free port for ``runserver``, which cannot be handed a socket: from this suite's range.
+
+    Picked at random, not the first free one: another run of this suite on the machine picks
+    from the same range, and between its probe and its server's bind the port looks free.
+    """
+    ports = list(range(24000, 25000))
+    random.shuffle(ports)
+    for port in ports:
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -439,9 +446,54 @@ def free_port() -> int:
     raise RuntimeError("no free port in 24000-24999")
 
 
+RUNSERVER_BANNER = "Starting ASGI/Daphne"
+
+
+@contextmanager
+def runserver(project: Project, log_path: Path, snippet: Snippet) -> Iterator[str]:
+    """``manage.py runserver`` on a free port, once its own banner says it serves: its URL.
+
+    Until then a port taken meanwhile by another process could answer for it; runserver then
+    exits with "That port is already in use", and another port is tried.
+    """
+    for _attempt in range(5):
+        port = free_port()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                cwd=project.base,
+                env=project.env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while process.poll() is None:
+                if RUNSERVER_BANNER in log_path.read_text(errors="replace"):
+                    try:
+                        if httpx.get(url + "/admin/login/", timeout=2).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                assert time.monotonic() < deadline, snippet.failure(
+                    f"no {RUNSERVER_BANNER!r} banner and answer within 60 s: not served by Daphne?"
+                )
+                time.sleep(0.1)
+            else:
+                if "already in use" in log_path.read_text(errors="replace"):
+                    continue
+                raise AssertionError(snippet.failure(f"it exited with {process.returncode}"))
+            yield url
+            return
+        finally:
+            process.terminate()
+            process.wait(15)
+    raise AssertionError(snippet.failure("every port tried was taken"))
+
+
 def test_runserver_is_daphne_and_streams(project: Project, tmp_path: Path) -> None:
     """The Install section's ``"daphne"`` entry: "makes `runserver` an ASGI server"."""
-    port = free_port()
     log_path = tmp_path / "runserver.log"
     log_path.touch()
     snippet = Snippet(
@@ -450,35 +502,10 @@ def test_runserver_is_daphne_and_streams(project: Project, tmp_path: Path) -> No
         "with manage.py runserver",
         lambda: log_path.read_text(errors="replace"),
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=project.base,
-            env=project.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, snippet.failure(f"it exited with {process.returncode}")
-            try:
-                if httpx.get(url + "/admin/login/", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, snippet.failure("it did not answer within 60 s")
-            time.sleep(0.1)
+    with runserver(project, log_path, snippet) as url:
         with (
             httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=READ_TIMEOUT)) as http,
             open_stream(http, "/items/live", snippet) as response,
         ):
             problem = expect_stream(response) or EventReader(response).opened()
             assert problem is None, snippet.failure(problem or "")
-        assert "ASGI" in log_path.read_text(errors="replace"), snippet.failure(
-            "not served by Daphne"
-        )
-    finally:
-        process.terminate()
-        process.wait(15)
