@@ -219,14 +219,21 @@ def plots(data: dict[str, Any], out: Path) -> list[str]:
         if not chosen:
             continue
         fig, ax = plt.subplots(figsize=(8, 5))
-        for run in chosen:
+        # More lines than the default cycle's ten colours: one of twenty each, and the smaller
+        # size (Daphne's second run) dashed.
+        tab20 = plt.get_cmap("tab20")
+        colours = [tab20(i) for i in range(tab20.N)]
+        sizes = sorted({run["result"]["subs"] for run in chosen}, reverse=True)
+        for index, run in enumerate(chosen):
             steps = run["result"]["steps"]
             subs = run["result"]["subs"]
             x = [step["rate"] * subs for step in steps]
             y = [(step["p99_s"] or 0) * 1000 for step in steps]
             width = 2.5 if run["family"] == "django_sse" else 1.2
             label = f"{run['target']}, {subs:,} subscribers"
-            ax.plot(x, y, marker="o", linewidth=width, label=label)
+            style = "-" if subs == sizes[0] else "--"
+            colour = colours[index % len(colours)]
+            ax.plot(x, y, style, color=colour, marker="o", linewidth=width, label=label)
         ax.axhline(500, color="red", linestyle=":", linewidth=1, label="p99 limit (500 ms)")
         ax.set_xscale("log")
         ax.set_yscale("log")
