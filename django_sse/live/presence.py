@@ -196,10 +196,14 @@ class Tracker(Off):
             self._announcer = loop.create_task(self._send_changed())
 
     async def _send_changed(self) -> None:
-        groups, self._unannounced = self._unannounced, set()
-        for group in sorted(groups):
-            # Robust: a failing receiver is logged by Django and stops neither the others nor us.
-            await presence_changed.asend_robust(sender=Tracker, group=group)
+        # Until nothing is left: a change made while the receivers run (a sync one runs in a
+        # thread, so the hub's loop goes on) finds this task still running and starts no other.
+        while self._unannounced:
+            groups, self._unannounced = self._unannounced, set()
+            for group in sorted(groups):
+                # Robust: a failing receiver is logged by Django and stops neither the others
+                # nor us.
+                await presence_changed.asend_robust(sender=Tracker, group=group)
 
 
 class SharedPresence:

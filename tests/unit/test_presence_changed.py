@@ -70,3 +70,26 @@ async def test_a_failing_receiver_stops_neither_the_others_nor_presence(group: s
     finally:
         presence_changed.disconnect(failing)
         presence_changed.disconnect(plain)
+
+
+async def test_a_change_while_the_receivers_run_is_sent_after_them(group: str) -> None:
+    # The leave comes while the join's announcement is still running (as a sync receiver's
+    # thread lets it): it used to be taken for announced, and never sent.
+    counts: list[int] = []
+    release = asyncio.Event()
+
+    async def slow(sender: Any, group: str, **kwargs: Any) -> None:
+        counts.append((await presence(group)).count)
+        if len(counts) == 1:
+            await release.wait()
+
+    presence_changed.connect(slow)
+    try:
+        subscription = subscribe(group)
+        await subscription.wait(0.001)
+        await until(lambda: counts == [1])
+        await subscription.aclose()
+        release.set()
+        await until(lambda: counts == [1, 0])
+    finally:
+        presence_changed.disconnect(slow)
