@@ -222,8 +222,7 @@ def plots(data: dict[str, Any], out: Path) -> list[str]:
         # More lines than the default cycle's ten colours: one of twenty each, and the smaller
         # size (Daphne's second run) dashed.
         tab20 = plt.get_cmap("tab20")
-        colours = [tab20(i) for i in range(tab20.N)]
-        sizes = sorted({run["result"]["subs"] for run in chosen}, reverse=True)
+        largest = max(run["result"]["subs"] for run in chosen)
         for index, run in enumerate(chosen):
             steps = run["result"]["steps"]
             subs = run["result"]["subs"]
@@ -231,8 +230,8 @@ def plots(data: dict[str, Any], out: Path) -> list[str]:
             y = [(step["p99_s"] or 0) * 1000 for step in steps]
             width = 2.5 if run["family"] == "django_sse" else 1.2
             label = f"{run['target']}, {subs:,} subscribers"
-            style = "-" if subs == sizes[0] else "--"
-            colour = colours[index % len(colours)]
+            style = "-" if subs == largest else "--"
+            colour = tab20(index % tab20.N)
             ax.plot(x, y, style, color=colour, marker="o", linewidth=width, label=label)
         ax.axhline(500, color="red", linestyle=":", linewidth=1, label="p99 limit (500 ms)")
         ax.set_xscale("log")
